@@ -1,0 +1,36 @@
+# Two commands matter:  `make serve` (build what is missing, start TorchServe, wait for READY)
+# and `make test` (the whole suite). Data: NSMC_DIR (default data/nsmc; here ../shared/nsmc).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve stop status test train archive clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+serve: $(STAMP)
+	$(PY) -m scripts.server up
+
+stop: $(STAMP)
+	@$(PY) -m scripts.server stop
+
+status: $(STAMP)
+	@$(PY) -m scripts.server status
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+train: $(STAMP)
+	$(PY) -m scripts.train_fast
+
+archive: $(STAMP)
+	$(PY) -m scripts.build_archive sentiment_fast
+
+clean:
+	@$(PY) -m scripts.server stop 2>/dev/null || true
+	rm -rf build model_store run

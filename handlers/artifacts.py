@@ -1,0 +1,69 @@
+"""Model artifacts in an archive: finding them, and proving they are the ones we built.
+
+joblib/pickle files can execute code when loaded, so every artifact's SHA-256
+is written to metadata.json when the model is built, and checked before it is
+loaded.  Used by the build scripts (to record) and the handlers (to verify).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+METADATA_FILE = "metadata.json"
+FAST_MODEL_FILE = "model.joblib"  # sentiment_fast: the fitted scikit-learn pipeline
+
+
+class MissingArtifactError(FileNotFoundError):
+    """The archive lacks a file the handler needs; names every missing file."""
+
+
+class TamperedArtifactError(RuntimeError):
+    """An artifact's SHA-256 differs from the one recorded in metadata.json at build time."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def require_files(model_dir: Path, names: Sequence[str]) -> list[Path]:
+    """Paths of `names` in `model_dir`, or MissingArtifactError naming all that are absent."""
+    paths = [model_dir / name for name in names]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise MissingArtifactError(
+            f"{', '.join(missing)} not found in model dir {model_dir}; rebuild the archive"
+        )
+    return paths
+
+
+def record_artifacts(model_dir: Path, names: Sequence[str]) -> dict[str, str]:
+    """{name: sha256} of the artifacts, for metadata.json."""
+    return {name: sha256_of(path) for name, path in zip(names, require_files(model_dir, names))}
+
+
+def load_verified_metadata(model_dir: Path, required: Sequence[str]) -> dict[str, Any]:
+    """metadata.json, after checking every required file exists and matches its recorded hash."""
+    (metadata_path, *_) = require_files(model_dir, [METADATA_FILE, *required])
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    recorded: Mapping[str, str] = metadata.get("artifact_sha256", {})
+    unrecorded = [name for name in required if name not in recorded]
+    if unrecorded:
+        raise TamperedArtifactError(
+            f"metadata.json in {model_dir} records no SHA-256 for {', '.join(unrecorded)}; "
+            "refusing to load unverified artifacts"
+        )
+    for name, expected in recorded.items():
+        actual = sha256_of(model_dir / name)
+        if actual != expected:
+            raise TamperedArtifactError(
+                f"{name} in {model_dir} has SHA-256 {actual}, but metadata.json records "
+                f"{expected}; refusing to load it"
+            )
+    return metadata

@@ -1,0 +1,250 @@
+"""The request/response contract of every sentiment model, in one place.
+
+A request body is raw UTF-8 text, JSON ``{"text": "..."}`` or JSON
+``{"text": ["...", ...]}``.  A single text is answered with one prediction
+object, a list with a list of them in input order.  Anything else is the
+caller's mistake: it gets a 400 with ``{"code", "type", "message"}`` for that
+request only, so the rest of its TorchServe batch is still answered.
+
+Decoding and encoding here are pure functions of the request (no TorchServe
+import), so they are unit-tested and property-tested without a server; the
+handlers only add the model call in between (decode -> batch -> predict ->
+unbatch -> encode).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from handlers.text import clean_text
+
+LABELS = ("negative", "positive")
+JSON_CONTENT_TYPE = "application/json"
+SEND_HINT = (
+    "send raw text with -H 'Content-Type: text/plain; charset=utf-8' "
+    "or JSON {\"text\": ...} with -H 'Content-Type: application/json'"
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request input limits; set in each archive's model-config.yaml (`handler:`)."""
+
+    max_texts: int = 256
+    max_text_chars: int = 2000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> "Limits":
+        config = config or {}
+        return cls(
+            max_texts=int(config.get("max_texts", cls.max_texts)),
+            max_text_chars=int(config.get("max_text_chars", cls.max_text_chars)),
+        )
+
+
+class RequestError(ValueError):
+    """A request the caller must fix; answered with `code` and a JSON body."""
+
+    def __init__(self, error_type: str, message: str, code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.error_type = error_type
+        self.message = message
+
+    def to_json(self) -> str:
+        return json.dumps({"code": self.code, "type": self.error_type, "message": self.message})
+
+
+@dataclass
+class ParsedRequest:
+    """The cleaned texts of one request and whether the caller sent a list."""
+
+    texts: list[str]
+    is_list: bool
+
+
+@dataclass
+class Batch:
+    """One TorchServe batch: each request parsed or rejected, texts flattened for one model call."""
+
+    requests: list[ParsedRequest | RequestError]
+    texts: list[str] = field(default_factory=list)
+    probabilities: Sequence[Sequence[float]] = ()
+
+    @property
+    def rejected(self) -> list[RequestError]:
+        return [r for r in self.requests if isinstance(r, RequestError)]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: str
+
+
+# --------------------------------------------------------------------------- decode
+
+
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _body_of(request: Mapping[str, Any], content_type: str | None) -> Any:
+    """TorchServe puts the body under "body" (or "data"); form fields become top-level keys.
+
+    A review posted form-encoded (plain `curl -d`) arrives with no usable
+    field at all, so it is refused with the header to send instead of guessed at.
+    """
+    for key in ("body", "data"):
+        if key in request:
+            return request[key]
+    if request or (content_type or "").lower().startswith(FORM_CONTENT_TYPES):
+        raise RequestError(
+            "FormEncodedBody",
+            "the body arrived form-encoded (what plain `curl -d` sends), so its text was lost; "
+            + SEND_HINT,
+        )
+    raise RequestError("EmptyBody", "the request body is empty; " + SEND_HINT)
+
+
+def _decode_bytes(raw: bytes | bytearray) -> str:
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RequestError(
+            "InvalidUTF8", f"the body is not valid UTF-8 (byte {err.start}: {err.reason})"
+        ) from None
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError("InvalidJSON", "the JSON body is nested too deeply") from None
+    except ValueError as err:
+        raise RequestError("InvalidJSON", f"the body is not valid JSON: {err}") from None
+
+
+def _payload(body: Any, content_type: str | None) -> Any:
+    """The body as TorchServe parsed it, or as we parse it where TorchServe gave up.
+
+    TorchServe hands over bytes when its own JSON or UTF-8 decoding failed, or
+    for content types it does not decode (octet-stream, JSON with a charset).
+    """
+    if not isinstance(body, (bytes, bytearray)):
+        return body
+    text = _decode_bytes(body)
+    declared_json = (content_type or "").split(";")[0].strip().lower() == JSON_CONTENT_TYPE
+    if declared_json:
+        return _parse_json(text)
+    if text.lstrip().startswith("{"):
+        try:  # JSON sent without its content type (e.g. curl --data-binary)
+            return _parse_json(text)
+        except RequestError:
+            pass  # a review that happens to start with "{"
+    return text
+
+
+def _check_text(text: Any, limits: Limits, where: str) -> str:
+    if not isinstance(text, str):
+        raise RequestError("InvalidText", f"{where} must be a string, got {_json_type(text)}")
+    if len(text) > limits.max_text_chars:
+        raise RequestError(
+            "TextTooLong",
+            f"{where} has {len(text)} characters; the limit is {limits.max_text_chars}",
+        )
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise RequestError("EmptyText", f"{where} is empty or only whitespace/control characters")
+    return cleaned
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def decode_request(
+    request: Mapping[str, Any], limits: Limits, content_type: str | None = None
+) -> ParsedRequest:
+    """One TorchServe request dict -> its cleaned texts, or RequestError saying what is wrong."""
+    payload = _payload(_body_of(request, content_type), content_type)
+    if isinstance(payload, str):
+        if not payload:
+            raise RequestError("EmptyBody", "the request body is empty; " + SEND_HINT)
+        return ParsedRequest([_check_text(payload, limits, "the text")], is_list=False)
+    if not isinstance(payload, dict):
+        raise RequestError(
+            "InvalidBody",
+            f'the JSON body must be an object like {{"text": ...}}, got {_json_type(payload)}',
+        )
+    if "text" not in payload:
+        raise RequestError("MissingText", 'the JSON object has no "text" field')
+    text = payload["text"]
+    if not isinstance(text, list):
+        return ParsedRequest([_check_text(text, limits, '"text"')], is_list=False)
+    if not text:
+        raise RequestError("EmptyList", '"text" is an empty list')
+    if len(text) > limits.max_texts:
+        raise RequestError(
+            "TooManyTexts", f'"text" has {len(text)} items; the limit is {limits.max_texts}'
+        )
+    return ParsedRequest(
+        [_check_text(item, limits, f'"text"[{i}]') for i, item in enumerate(text)], is_list=True
+    )
+
+
+def decode_batch(
+    requests: Sequence[Mapping[str, Any]],
+    limits: Limits,
+    content_types: Sequence[str | None] | None = None,
+) -> Batch:
+    """Decode every request of a batch; a bad one is kept as its error, never raised."""
+    content_types = content_types or [None] * len(requests)
+    batch = Batch(requests=[])
+    for request, content_type in zip(requests, content_types):
+        try:
+            parsed = decode_request(request, limits, content_type)
+        except RequestError as err:
+            batch.requests.append(err)
+            continue
+        batch.requests.append(parsed)
+        batch.texts.extend(parsed.texts)
+    return batch
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def encode_prediction(probabilities: Sequence[float]) -> dict[str, Any]:
+    """(p_negative, p_positive) -> the answer for one text."""
+    p_negative, p_positive = (float(p) for p in probabilities)
+    winner = 1 if p_positive > p_negative else 0
+    return {
+        "label": LABELS[winner],
+        "confidence": round(max(p_negative, p_positive), 6),
+        "probabilities": {"negative": round(p_negative, 6), "positive": round(p_positive, 6)},
+    }
+
+
+def encode_batch(batch: Batch) -> list[Response]:
+    """Exactly one response per request, in order, slicing the flat model output back apart."""
+    if len(batch.probabilities) != len(batch.texts):
+        raise ValueError(
+            f"model returned {len(batch.probabilities)} rows for {len(batch.texts)} texts"
+        )
+    responses = []
+    offset = 0
+    for request in batch.requests:
+        if isinstance(request, RequestError):
+            responses.append(Response(request.code, request.to_json()))
+            continue
+        rows = batch.probabilities[offset : offset + len(request.texts)]
+        offset += len(request.texts)
+        predictions = [encode_prediction(row) for row in rows]
+        body = predictions if request.is_list else predictions[0]
+        responses.append(Response(200, json.dumps(body)))
+    return responses

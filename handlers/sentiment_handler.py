@@ -1,0 +1,87 @@
+"""The TorchServe side of the contract: BaseHandler's steps wired to handlers.contract.
+
+Each model's handler only says how to load its artifacts and how to turn a
+list of cleaned texts into (p_negative, p_positive) rows; everything about
+requests, batching, per-request errors and metrics lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ts.metrics.dimension import Dimension
+from ts.torch_handler.base_handler import BaseHandler
+
+from handlers.artifacts import load_verified_metadata
+from handlers.contract import Batch, Limits, decode_batch, encode_batch
+
+logger = logging.getLogger(__name__)
+
+
+class SentimentHandler(BaseHandler, ABC):
+    """decode -> one model call for the whole batch -> unbatch -> encode."""
+
+    #: files (besides metadata.json) that must be in the model dir, hash-checked before loading
+    required_files: Sequence[str] = ()
+
+    def initialize(self, context: Any) -> None:
+        self.context = context
+        self.manifest = context.manifest
+        config = (context.model_yaml_config or {}).get("handler", {}) or {}
+        self.limits = Limits.from_config(config)
+        model_dir = Path(context.system_properties["model_dir"])
+        self.metadata = load_verified_metadata(model_dir, self.required_files)
+        self.load_model(model_dir, config, context)
+        self.initialized = True
+        logger.info("%s ready: %s", context.model_name, self.metadata.get("model"))
+
+    @abstractmethod
+    def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:
+        """Load the model's artifacts from `model_dir`."""
+
+    @abstractmethod
+    def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        """Cleaned texts -> one (p_negative, p_positive) row per text."""
+
+    def _content_type(self, idx: int) -> str | None:
+        """The body's content type (a per-parameter header), else the request's own header."""
+        headers = self.context.get_all_request_header(idx)
+        for parameter in ("body", "data"):
+            if isinstance(headers.get(parameter), dict):
+                return headers[parameter].get("content-type")
+        for name, value in headers.items():
+            if name.lower() == "content-type" and isinstance(value, str):
+                return value
+        return None
+
+    def preprocess(self, data: list[Mapping[str, Any]]) -> Batch:
+        content_types = [self._content_type(idx) for idx in range(len(data))]
+        return decode_batch(data, self.limits, content_types)
+
+    def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
+        if batch.texts:
+            batch.probabilities = self.predict_proba(batch.texts)
+        return batch
+
+    def postprocess(self, batch: Batch) -> list[str]:
+        responses = encode_batch(batch)
+        for idx, response in enumerate(responses):
+            self.context.set_response_content_type(idx, "application/json")
+            if response.status != 200:
+                self.context.set_response_status(response.status, "Bad Request", idx)
+        self._record_metrics(batch)
+        return [response.body for response in responses]
+
+    def _record_metrics(self, batch: Batch) -> None:
+        """Counters whose ratios tell batch size and texts per request on /metrics."""
+        metrics = self.context.metrics
+        model = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+        metrics.add_metric("SentimentBatches", 1, "count", None, list(model))
+        metrics.add_metric("SentimentRequests", len(batch.requests), "count", None, list(model))
+        metrics.add_metric("SentimentTexts", len(batch.texts), "count", None, list(model))
+        for error in batch.rejected:
+            reason = [*model, Dimension("Reason", error.error_type)]
+            metrics.add_metric("SentimentRejected", 1, "count", None, reason)

@@ -1,0 +1,96 @@
+"""Package a model's artifacts and the `handlers` package into model_store/<name>.mar.
+
+The whole `handlers` package travels inside every archive (as a sub-directory
+of the model dir, which TorchServe puts on sys.path), so the handler imports
+`handlers.contract` exactly as the tests and training scripts do.
+
+    python -m scripts.build_archive sentiment_fast --artifacts build/sentiment_fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS_DIR = ROOT / "handlers"
+ARCHIVE_DIR = ROOT / "archive"
+DEFAULT_STORE = ROOT / "model_store"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    handler: str  # file in handlers/
+    default_artifacts: Path
+
+    @property
+    def config_file(self) -> Path:
+        return ARCHIVE_DIR / self.name / "model-config.yaml"
+
+
+MODELS = {
+    "sentiment_fast": ModelSpec("sentiment_fast", "fast_handler.py", ROOT / "build/sentiment_fast"),
+}
+
+
+def _archiver() -> str:
+    beside_python = Path(sys.executable).parent / "torch-model-archiver"
+    return str(beside_python) if beside_python.exists() else "torch-model-archiver"
+
+
+def build_archive(
+    spec: ModelSpec,
+    artifacts: Path | None = None,
+    store: Path = DEFAULT_STORE,
+    version: str = "1.0",
+    archive_name: str | None = None,
+) -> Path:
+    """Write `<store>/<archive_name or spec.name>.mar` and return its path."""
+    artifacts = artifacts or spec.default_artifacts
+    if not artifacts.is_dir():
+        raise FileNotFoundError(f"no artifacts at {artifacts}; train the model first")
+    store.mkdir(parents=True, exist_ok=True)
+    archive_name = archive_name or spec.name
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp)
+        shutil.copytree(
+            HANDLERS_DIR, stage / "handlers", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for item in artifacts.iterdir():
+            target = stage / item.name
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, target)
+        command = [
+            _archiver(),
+            "--model-name", archive_name,
+            "--version", version,
+            "--handler", str(HANDLERS_DIR / spec.handler),
+            "--extra-files", str(stage),
+            "--config-file", str(spec.config_file),
+            "--export-path", str(store),
+            "--force",
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+    return store / f"{archive_name}.mar"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("--artifacts", type=Path, help="trained model directory")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument("--version", default="1.0")
+    args = parser.parse_args(argv)
+    path = build_archive(MODELS[args.model], args.artifacts, args.store, args.version)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Finding, fetching and reading NSMC-format data (`id<TAB>document<TAB>label`)."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_DATA_DIR = Path("data/nsmc")
+TRAIN_FILE = "ratings_train.txt"
+TEST_FILE = "ratings_test.txt"
+UNLABELED_FILE = "unlabeled.txt"
+OFFICIAL_URL = "https://raw.githubusercontent.com/e9t/nsmc/master/{name}"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data files are absent and could not be downloaded."""
+
+
+def resolve_data_dir(flag: str | os.PathLike | None = None) -> Path:
+    """--data-dir flag, else $NSMC_DIR, else data/nsmc/."""
+    return Path(flag or os.environ.get("NSMC_DIR") or DEFAULT_DATA_DIR)
+
+
+def ensure_files(data_dir: Path, names: Sequence[str] = (TRAIN_FILE, TEST_FILE)) -> list[Path]:
+    """Paths of the labelled files, downloading the official ones where absent."""
+    paths = [data_dir / name for name in names]
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        url = OFFICIAL_URL.format(name=path.name)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            print(f"{path} not found; downloading {url}")
+            urllib.request.urlretrieve(url, path)
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            raise DataNotFoundError(
+                f"{path} is missing and the download from {url} failed ({err}). Put "
+                f"{', '.join(names)} (NSMC format: id<TAB>document<TAB>label, with a header) in "
+                f"{data_dir}/, or point --data-dir / NSMC_DIR at the directory holding them "
+                f"(in this environment: NSMC_DIR=../shared/nsmc)."
+            ) from None
+    return paths
+
+
+def read_labelled(path: Path, max_rows: int | None = None) -> tuple[list[str], list[int]]:
+    """Texts and 0/1 labels of an NSMC TSV; rows with an empty document are skipped."""
+    texts: list[str] = []
+    labels: list[int] = []
+    with open(path, encoding="utf-8") as handle:
+        next(handle)  # header
+        for line in handle:
+            _, document, label = line.rstrip("\n").split("\t")
+            if document:
+                texts.append(document)
+                labels.append(int(label))
+            if max_rows is not None and len(texts) >= max_rows:
+                break
+    return texts, labels

@@ -1,0 +1,280 @@
+"""Start a TorchServe instance for this project, wait until its models are READY, stop it.
+
+One code path for `make serve` / `make stop` and for the integration tests, so
+the tests exercise what users run.  Each instance owns a run directory (its
+rendered config, key file, logs and TMPDIR) and its ports, so several can run
+side by side.
+
+    python -m scripts.server up        # build what is missing, start, wait for READY
+    python -m scripts.server stop
+    python -m scripts.server status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RUN_DIR = ROOT / "run"
+DEFAULT_STORE = ROOT / "model_store"
+BASE_CONFIG = ROOT / "config.properties"
+LOG4J_CONFIG = ROOT / "log4j2.xml"
+DEFAULT_MODELS = ("sentiment_fast",)
+
+
+class ServerError(RuntimeError):
+    """TorchServe did not do what was asked; the message says what and where to look."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    inference: int = 8080
+    management: int = 8081
+    metrics: int = 8082
+    grpc_inference: int = 7070
+    grpc_management: int = 7071
+    worker: int = 9000  # first port of the workers' unix sockets (/tmp/.ts.sock.<port>)
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Ports nobody listens on now, for a test instance beside others."""
+        sockets = [socket.socket() for _ in fields(cls)]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", 0))
+            return cls(*(sock.getsockname()[1] for sock in sockets))
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    pairs = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+@dataclass
+class TorchServe:
+    run_dir: Path = DEFAULT_RUN_DIR
+    ports: Ports = field(default_factory=Ports)
+    model_store: Path = DEFAULT_STORE
+    models: Sequence[str] = DEFAULT_MODELS
+    base_config: Path = BASE_CONFIG
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.run_dir / "tmp"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / "config.properties"
+
+    def url(self, api: str, path: str = "") -> str:
+        port = {"inference": self.ports.inference, "management": self.ports.management,
+                "metrics": self.ports.metrics}[api]  # fmt: skip
+        return f"http://127.0.0.1:{port}{path}"
+
+    # ----------------------------------------------------------------- keys
+
+    def keys(self) -> dict[str, str]:
+        """{"inference": key, "management": key} from the key file TorchServe wrote."""
+        key_file = self.run_dir / "key_file.json"
+        if not key_file.exists():
+            return {}
+        data = json.loads(key_file.read_text(encoding="utf-8"))
+        return {api: entry["key"] for api, entry in data.items() if isinstance(entry, dict)}
+
+    def auth(self, api: str) -> dict[str, str]:
+        """The Authorization header for `api` ("inference" or "management"); {} with auth off."""
+        key = self.keys().get(api)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def render_config(self) -> Path:
+        """The project's config.properties with this instance's ports and absolute paths."""
+        properties = read_properties(self.base_config)
+        properties.update(
+            inference_address=self.url("inference"),
+            management_address=self.url("management"),
+            metrics_address=self.url("metrics"),
+            grpc_inference_port=str(self.ports.grpc_inference),
+            grpc_management_port=str(self.ports.grpc_management),
+            initial_worker_port=str(self.ports.worker),
+            model_store=str(self.model_store.resolve()),
+            load_models=",".join(f"{name}={name}.mar" for name in self.models),
+            vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
+        )
+        self.config_path.write_text(
+            "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"
+        )
+        return self.config_path
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            TMPDIR=str(self.tmp_dir),
+            LOG_LOCATION=str(self.log_dir),
+            METRICS_LOCATION=str(self.log_dir),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        )
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+        return env
+
+    def pid(self) -> int | None:
+        """The frontend's PID if it is running, else None."""
+        pid_file = self.tmp_dir / ".model_server.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def start(self) -> None:
+        if (pid := self.pid()) is not None:
+            raise ServerError(f"TorchServe is already running from {self.run_dir} (pid {pid})")
+        missing = [m for m in self.models if not (self.model_store / f"{m}.mar").exists()]
+        if missing:
+            raise ServerError(f"no archive for {', '.join(missing)} in {self.model_store}")
+        for directory in (self.run_dir, self.tmp_dir, self.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        command = ["torchserve", "--start", "--ncs", "--ts-config", str(self.render_config()),
+                   "--model-store", str(self.model_store.resolve())]  # fmt: skip
+        # The JVM inherits these handles: a pipe would never reach EOF while it runs.
+        console_log = self.log_dir / "console.log"
+        with open(console_log, "ab") as console:
+            result = subprocess.run(
+                command, cwd=self.run_dir, env=self._env(), stdout=console, stderr=console
+            )
+        if result.returncode != 0:
+            raise ServerError(f"torchserve --start failed ({result.returncode}); see {console_log}")
+
+    def model_status(self, name: str) -> list[str]:
+        """Worker statuses of the default version of `name` ([] while not registered)."""
+        response = requests.get(
+            self.url("management", f"/models/{name}"), headers=self.auth("management"), timeout=5
+        )
+        if response.status_code != 200:
+            return []
+        return [worker.get("status", "") for worker in response.json()[0].get("workers", [])]
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        """Block until every model has a READY worker (/ping turns healthy too early)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.pid() is None and not (self.tmp_dir / ".model_server.pid").exists():
+                raise ServerError(f"TorchServe exited during start-up; see {self.log_dir}")
+            try:
+                if all("READY" in self.model_status(name) for name in self.models):
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass  # not listening yet
+            time.sleep(0.5)
+        raise ServerError(
+            f"models {list(self.models)} not READY after {timeout:.0f}s; "
+            f"see {self.log_dir / 'model_log.log'} and {self.log_dir / 'ts_log.log'}"
+        )
+
+    def stop(self, timeout: float = 30) -> bool:
+        """Stop the instance and wait until the JVM is gone; False if nothing was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return True
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+        return True
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
+    key_file = server.run_dir / "key_file.json"
+    return (
+        f"KEY=$(python3 -c \"import json;print(json.load(open('{key_file}'))['inference']['key'])\")\n"  # noqa: E501
+        f"curl -s -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\\n"
+        f"     {server.url('inference', f'/predictions/{model}')} \\\n"
+        f'     --data-binary \'{{"text": "정말 재밌게 잘봤습니다!"}}\''
+    )
+
+
+def up(server: TorchServe, data_dir: str | None = None) -> None:
+    """Build whatever archive is missing, start TorchServe, wait until READY."""
+    from scripts.build_archive import MODELS, build_archive
+    from scripts.nsmc import resolve_data_dir
+    from scripts.train_fast import train
+
+    if server.pid() is not None:
+        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}); "
+              "`make stop` first to restart it.")  # fmt: skip
+        return
+    for name in server.models:
+        if (server.model_store / f"{name}.mar").exists():
+            continue
+        spec = MODELS[name]
+        if not (spec.default_artifacts / "metadata.json").exists():
+            print(f"training {name} ...")
+            train(resolve_data_dir(data_dir), spec.default_artifacts)
+        build_archive(spec, store=server.model_store)
+    started = time.monotonic()
+    server.start()
+    server.wait_ready(timeout=900)
+    print(f"TorchServe READY in {time.monotonic() - started:.1f}s "
+          f"(inference {server.url('inference')}, management {server.url('management')}, "
+          f"metrics {server.url('metrics')}/metrics). Try:\n{curl_example(server)}")  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "stop", "status"])
+    parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    args = parser.parse_args(argv)
+    server = TorchServe(run_dir=args.run_dir)
+    try:
+        if args.command == "up":
+            up(server, args.data_dir)
+        elif args.command == "stop":
+            print("TorchServe stopped." if server.stop() else "TorchServe is not running.")
+        else:
+            pid = server.pid()
+            print(f"running (pid {pid})" if pid else "not running")
+            return 0 if pid else 1
+    except ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

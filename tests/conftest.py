@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny trained fast model, its archive, and a real TorchServe on free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from scripts.build_archive import MODELS, build_archive
+from scripts.nsmc import resolve_data_dir
+from scripts.server import Ports, TorchServe
+from scripts.train_fast import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """NSMC data for tests: $NSMC_DIR, else ../shared/nsmc beside the checkout."""
+    candidates = [resolve_data_dir(None), ROOT.parent / "shared" / "nsmc"]
+    for candidate in candidates:
+        if (candidate / "ratings_train.txt").exists():
+            return candidate
+    pytest.skip(f"no NSMC data in {[str(c) for c in candidates]}; set NSMC_DIR")
+
+
+@pytest.fixture(scope="session")
+def nsmc_dir() -> Path:
+    return data_dir()
+
+
+@pytest.fixture(scope="session")
+def fast_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sentiment_fast trained on 20k rows: fast, and accurate enough to tell good from bad."""
+    out = tmp_path_factory.mktemp("fast_artifacts")
+    train(nsmc_dir, out, max_rows=20_000)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_store(fast_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("model_store")
+    build_archive(MODELS["sentiment_fast"], fast_artifacts, store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def server(model_store: Path) -> Iterator[TorchServe]:
+    """A real TorchServe on free ports with its own run dir and TMPDIR; always stopped."""
+    # A short path: worker unix sockets live under it and must stay under 108 bytes.
+    run_dir = Path(tempfile.mkdtemp(prefix="ts-test-"))
+    instance = TorchServe(run_dir=run_dir, ports=Ports.free(), model_store=model_store)
+    instance.start()
+    try:
+        instance.wait_ready(timeout=180)
+        yield instance
+    finally:
+        instance.stop()
+        if not os.environ.get("KEEP_TS_RUN_DIR"):
+            shutil.rmtree(run_dir, ignore_errors=True)

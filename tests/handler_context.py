@@ -1,0 +1,49 @@
+"""Run a handler the way a TorchServe worker does, without the server.
+
+Builds TorchServe's own Context (with its real metrics cache), so the handler
+sees the same object as in production; only the socket is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import ts
+import yaml
+from ts.context import Context, RequestProcessor
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+METRICS_YAML = Path(ts.__file__).parent / "configs" / "metrics.yaml"
+
+
+def make_context(model_name: str, model_dir: Path, config_yaml: Path | None = None) -> Context:
+    metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_YAML))
+    metrics.initialize_cache()
+    config = yaml.safe_load(config_yaml.read_text()) if config_yaml else {}
+    return Context(model_name, str(model_dir), None, config.get("batchSize", 1), None, "0.12.0",
+                   metrics=metrics, model_yaml_config=config)  # fmt: skip
+
+
+def _headers(request: dict, content_type: str | None) -> RequestProcessor:
+    """As the worker builds them: per-parameter content types, plus the HTTP headers."""
+    headers: dict = {"Content-Type": content_type} if content_type else {}
+    headers.update({name: {"content-type": content_type} for name in request})
+    return RequestProcessor(headers)
+
+
+def run_batch(
+    handler: Any, context: Context, requests: Sequence[tuple[dict, str | None]]
+) -> list[tuple[int, str, str | None]]:
+    """Send one batch through handler.handle; (status, body, content type) per request."""
+    context.request_processor = [
+        _headers(request, content_type) for request, content_type in requests
+    ]
+    context.request_ids = {idx: f"req-{idx}" for idx in range(len(requests))}
+    context.metrics.request_ids = context.request_ids
+    bodies = handler.handle([request for request, _ in requests], context)
+    assert len(bodies) == len(requests)
+    return [
+        (context.get_response_status(idx)[0], body, context.get_response_content_type(idx))
+        for idx, body in enumerate(bodies)
+    ]

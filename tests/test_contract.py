@@ -1,0 +1,141 @@
+"""The request/response contract, without TorchServe or a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handlers.contract import (
+    Batch,
+    Limits,
+    ParsedRequest,
+    RequestError,
+    decode_batch,
+    decode_request,
+    encode_batch,
+    encode_prediction,
+)
+from handlers.text import clean_text
+from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
+
+LIMITS = Limits()
+
+
+@pytest.mark.parametrize(
+    "case_id,request_,content_type,error_type", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_request_is_named(case_id, request_, content_type, error_type):
+    with pytest.raises(RequestError) as raised:
+        decode_request(request_, LIMITS, content_type)
+    assert raised.value.error_type == error_type
+    body = json.loads(raised.value.to_json())
+    assert body["code"] == 400 and body["type"] == error_type and body["message"]
+
+
+@pytest.mark.parametrize(
+    "case_id,request_,content_type,is_list,count", GOOD_REQUESTS, ids=[c[0] for c in GOOD_REQUESTS]
+)
+def test_good_request_is_decoded(case_id, request_, content_type, is_list, count):
+    parsed = decode_request(request_, LIMITS, content_type)
+    assert parsed.is_list is is_list
+    assert len(parsed.texts) == count
+    assert all(text == clean_text(text) and text for text in parsed.texts)
+
+
+def test_form_encoded_error_names_the_header():
+    with pytest.raises(RequestError) as raised:
+        decode_request({"text": "좋다"}, LIMITS, None)
+    assert "Content-Type: application/json" in raised.value.message
+
+
+def test_limits_come_from_config():
+    limits = Limits.from_config({"max_texts": 2, "max_text_chars": 5})
+    with pytest.raises(RequestError, match="limit is 2"):
+        decode_request({"body": {"text": ["a", "b", "c"]}}, limits)
+    with pytest.raises(RequestError, match="limit is 5"):
+        decode_request({"body": "abcdef"}, limits)
+
+
+def test_clean_text_matches_seed_rules():
+    assert clean_text("  재밌\u0000다\ufffd \t\n 최고 ") == "재밌다 최고"
+    assert clean_text("lone \ud800 surrogate") == "lone surrogate"
+    assert clean_text("정상 텍스트") == "정상 텍스트"
+
+
+def test_encode_prediction_shape():
+    answer = encode_prediction((0.2, 0.8))
+    assert answer == {
+        "label": "positive",
+        "confidence": 0.8,
+        "probabilities": {"negative": 0.2, "positive": 0.8},
+    }
+    assert encode_prediction((0.9, 0.1))["label"] == "negative"
+
+
+def test_batch_keeps_order_and_isolates_errors():
+    requests = [
+        {"body": {"text": ["a", "b"]}},
+        {"body": {"text": 5}},
+        {"body": "c"},
+    ]
+    batch = decode_batch(requests, LIMITS)
+    assert batch.texts == ["a", "b", "c"]
+    batch.probabilities = [(0.9, 0.1), (0.3, 0.7), (0.4, 0.6)]
+    responses = encode_batch(batch)
+    assert [r.status for r in responses] == [200, 400, 200]
+    first = json.loads(responses[0].body)
+    assert [p["label"] for p in first] == ["negative", "positive"]
+    assert json.loads(responses[1].body)["type"] == "InvalidText"
+    assert json.loads(responses[2].body)["probabilities"]["positive"] == 0.6
+
+
+def test_encode_batch_refuses_a_short_model_output():
+    batch = Batch(
+        requests=[ParsedRequest(["a", "b"], True)], texts=["a", "b"], probabilities=[(0.5, 0.5)]
+    )
+    with pytest.raises(ValueError, match="1 rows for 2 texts"):
+        encode_batch(batch)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+bodies = st.one_of(
+    st.binary(max_size=200).map(bytearray),
+    st.text(max_size=200),
+    json_values,
+    st.fixed_dictionaries({"text": json_values}),
+    st.fixed_dictionaries({"text": st.lists(st.text(max_size=30), max_size=5)}),
+)
+content_types = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "text/plain",
+        "application/octet-stream",
+        "application/json; charset=utf-8",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=bodies, content_type=content_types)
+def test_parser_never_fails_unexpectedly(body, content_type):
+    """Any body either decodes to clean, non-empty texts within limits, or is a named 400."""
+    try:
+        parsed = decode_request({"body": body}, LIMITS, content_type)
+    except RequestError as err:
+        assert err.code == 400 and err.error_type and err.message
+        json.loads(err.to_json())
+        return
+    assert 1 <= len(parsed.texts) <= LIMITS.max_texts
+    for text in parsed.texts:
+        assert text and text == clean_text(text)
+        text.encode("utf-8")  # no lone surrogates reach a model
