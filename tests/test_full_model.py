@@ -28,7 +28,7 @@ def full_model(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_full_model_beats_seed_baseline(full_model):
     _, metadata = full_model
     assert metadata["train_rows"] == 150_000
-    assert metadata["test_accuracy"] >= 0.87
+    assert metadata["test_accuracy"] >= 0.875  # the target; measured 0.8754
     assert metadata["test_accuracy"] - metadata["seed_baseline_accuracy"] >= 0.04
     assert set(metadata["artifact_sha256"]) == {"model.joblib"}
 

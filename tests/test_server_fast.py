@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import yaml
 
+from scripts.build_archive import MODELS
 from scripts.server import TorchServe
 from tests.cases import LONG_TEXT, TOO_MANY
 
@@ -66,7 +68,11 @@ def test_ping_and_describe(server: TorchServe):
     )
     assert described.status_code == 200
     [model] = described.json()
-    assert model["batchSize"] == 8 and model["maxBatchDelay"] == 5
+    configured = yaml.safe_load(MODELS[MODEL].config_file.read_text())
+    assert (model["batchSize"], model["maxBatchDelay"]) == (
+        configured["batchSize"],
+        configured["maxBatchDelay"],
+    )
     assert [w["status"] for w in model["workers"]] == ["READY"]
 
 
