@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 METADATA_FILE = "metadata.json"
 FAST_MODEL_FILE = "model.joblib"  # sentiment_fast: the fitted scikit-learn pipeline
+# sentiment_bert: a save_pretrained directory (weights, config, tokenizer)
+BERT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -43,9 +45,12 @@ def require_files(model_dir: Path, names: Sequence[str]) -> list[Path]:
     return paths
 
 
-def record_artifacts(model_dir: Path, names: Sequence[str]) -> dict[str, str]:
-    """{name: sha256} of the artifacts, for metadata.json."""
-    return {name: sha256_of(path) for name, path in zip(names, require_files(model_dir, names))}
+def write_metadata(model_dir: Path, metadata: Mapping[str, Any], artifacts: Sequence[str]) -> dict:
+    """Write metadata.json with the SHA-256 of every artifact the handler will load."""
+    paths = require_files(model_dir, artifacts)
+    recorded = {**metadata, "artifact_sha256": {p.name: sha256_of(p) for p in paths}}
+    (model_dir / METADATA_FILE).write_text(json.dumps(recorded, indent=2), encoding="utf-8")
+    return recorded
 
 
 def load_verified_metadata(model_dir: Path, required: Sequence[str]) -> dict[str, Any]:

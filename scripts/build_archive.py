@@ -37,7 +37,11 @@ class ModelSpec:
 
 MODELS = {
     "sentiment_fast": ModelSpec("sentiment_fast", "fast_handler.py", ROOT / "build/sentiment_fast"),
+    "sentiment_bert": ModelSpec("sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert"),
 }
+# The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
+# metadata.json): training it takes most of an hour on 2 cores, serving it must not.
+BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 
 
 def _archiver() -> str:
@@ -64,8 +68,8 @@ def build_archive(
             HANDLERS_DIR, stage / "handlers", ignore=shutil.ignore_patterns("__pycache__")
         )
         for item in artifacts.iterdir():
-            target = stage / item.name
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, target)
+            if item.is_file():  # sub-directories are training state (work/), not artifacts
+                shutil.copy2(item, stage / item.name)
         command = [
             _archiver(),
             "--model-name", archive_name,

@@ -31,7 +31,7 @@ DEFAULT_RUN_DIR = ROOT / "run"
 DEFAULT_STORE = ROOT / "model_store"
 BASE_CONFIG = ROOT / "config.properties"
 LOG4J_CONFIG = ROOT / "log4j2.xml"
-DEFAULT_MODELS = ("sentiment_fast",)
+DEFAULT_MODELS = ("sentiment_fast", "sentiment_bert")
 
 
 class ServerError(RuntimeError):
@@ -228,11 +228,32 @@ def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
     )
 
 
+def ensure_artifacts(name: str, data_dir: str | None) -> Path:
+    """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
+    from scripts.build_archive import BERT_CHECKPOINT, MODELS
+    from scripts.nsmc import resolve_data_dir
+
+    artifacts = MODELS[name].default_artifacts
+    if (artifacts / "metadata.json").exists():
+        return artifacts
+    if name == "sentiment_bert":
+        if (BERT_CHECKPOINT / "metadata.json").exists():
+            return BERT_CHECKPOINT
+        from scripts.train_bert import train as train_bert
+
+        print("no committed sentiment_bert checkpoint; training the cpu preset (~45 min) ...")
+        train_bert(resolve_data_dir(data_dir), artifacts)
+    else:
+        from scripts.train_fast import train as train_fast
+
+        print(f"training {name} ...")
+        train_fast(resolve_data_dir(data_dir), artifacts)
+    return artifacts
+
+
 def up(server: TorchServe, data_dir: str | None = None) -> None:
     """Build whatever archive is missing, start TorchServe, wait until READY."""
     from scripts.build_archive import MODELS, build_archive
-    from scripts.nsmc import resolve_data_dir
-    from scripts.train_fast import train
 
     if server.pid() is not None:
         print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}); "
@@ -241,11 +262,7 @@ def up(server: TorchServe, data_dir: str | None = None) -> None:
     for name in server.models:
         if (server.model_store / f"{name}.mar").exists():
             continue
-        spec = MODELS[name]
-        if not (spec.default_artifacts / "metadata.json").exists():
-            print(f"training {name} ...")
-            train(resolve_data_dir(data_dir), spec.default_artifacts)
-        build_archive(spec, store=server.model_store)
+        build_archive(MODELS[name], ensure_artifacts(name, data_dir), server.model_store)
     started = time.monotonic()
     server.start()
     server.wait_ready(timeout=900)

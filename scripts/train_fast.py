@@ -11,7 +11,6 @@ scored in the same run so the gain is visible.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -28,7 +27,7 @@ from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
-from handlers.artifacts import METADATA_FILE, record_artifacts, sha256_of
+from handlers.artifacts import METADATA_FILE, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir
@@ -115,9 +114,8 @@ def train(data_dir: Path, out_dir: Path, max_rows: int | None = None) -> dict[st
             "scipy": scipy.__version__,
         },
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "artifact_sha256": record_artifacts(out_dir, [MODEL_FILE]),
     }
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    metadata = write_metadata(out_dir, metadata, [MODEL_FILE])
     print(
         f"seed baseline (CountVectorizer+MultinomialNB) test accuracy: {baseline_accuracy:.4f}\n"
         f"sentiment_fast ({metadata['description']}) test accuracy: {accuracy:.4f}, "

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny trained fast model, its archive, and a real TorchServe on free ports."""
+"""Shared fixtures: small trained models, their archives, and a real TorchServe on free ports."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from transformers import BertConfig, BertForSequenceClassification
 
+from handlers.artifacts import BERT_FILES, write_metadata
 from scripts.build_archive import MODELS, build_archive
 from scripts.nsmc import resolve_data_dir
 from scripts.server import Ports, TorchServe
+from scripts.train_bert import train as train_bert
+from scripts.train_bert import train_tokenizer
 from scripts.train_fast import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +45,34 @@ def fast_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def model_store(fast_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bert_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny preset: the real tokenizer -> MLM -> fine-tune pipeline, in seconds."""
+    out = tmp_path_factory.mktemp("bert_artifacts")
+    train_bert(nsmc_dir, out, "tiny")
+    return out
+
+
+@pytest.fixture(scope="session")
+def random_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised BERT checkpoint, as any save_pretrained directory looks."""
+    out = tmp_path_factory.mktemp("random_bert")
+    tokenizer = train_tokenizer(["정말 재밌다", "최악의 영화", "그냥 그래요 ㅋㅋ"] * 20, 200, out)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(out)
+    write_metadata(out, {"model": "random", "max_length": 32}, BERT_FILES)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_store(
+    fast_artifacts: Path, bert_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     store = tmp_path_factory.mktemp("model_store")
     build_archive(MODELS["sentiment_fast"], fast_artifacts, store)
+    build_archive(MODELS["sentiment_bert"], bert_artifacts, store)
     return store
 
 
@@ -52,7 +81,9 @@ def server(model_store: Path) -> Iterator[TorchServe]:
     """A real TorchServe on free ports with its own run dir and TMPDIR; always stopped."""
     # A short path: worker unix sockets live under it and must stay under 108 bytes.
     run_dir = Path(tempfile.mkdtemp(prefix="ts-test-"))
-    instance = TorchServe(run_dir=run_dir, ports=Ports.free(), model_store=model_store)
+    instance = TorchServe(
+        run_dir=run_dir, ports=Ports.free(), model_store=model_store, models=tuple(MODELS)
+    )
     instance.start()
     try:
         instance.wait_ready(timeout=180)

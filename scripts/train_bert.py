@@ -1,0 +1,360 @@
+"""Train sentiment_bert offline: WordPiece tokenizer -> masked-LM pre-training -> fine-tuning.
+
+The model hub is unreachable here, so the default builds a small BERT from the
+project's own data; in-domain pre-training on the unlabeled reviews is what
+makes a small model competitive.  With a hub (or a local checkpoint), `--init`
+skips the first two stages and fine-tunes any Hugging Face sequence-
+classification checkpoint instead:
+
+    python -m scripts.train_bert --preset cpu --out build/sentiment_bert
+    python -m scripts.train_bert --init klue/bert-base --preset gpu      # needs the hub
+    python -m scripts.train_bert --init /path/to/saved/checkpoint
+
+Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import tokenizers
+import torch
+import transformers
+from tokenizers import BertWordPieceTokenizer
+from tqdm import tqdm
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    PreTrainedTokenizerFast,
+)
+from transformers.utils import logging as hf_logging
+
+from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
+from handlers.contract import LABELS
+from handlers.text import clean_text
+from scripts.nsmc import UNLABELED_FILE, ensure_files, read_labelled, resolve_data_dir
+
+DEFAULT_OUT = Path("build/sentiment_bert")
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    vocab_size: int
+    hidden: int
+    layers: int
+    heads: int
+    max_len: int
+    pretrain_steps: int
+    pretrain_batch: int
+    finetune_epochs: float
+    finetune_batch: int
+    pretrain_lr: float = 5e-4
+    finetune_lr: float = 1e-4
+    max_train_rows: int | None = None
+    max_pretrain_texts: int | None = None
+
+
+PRESETS = {
+    # seconds on 2 cores; proves the pipeline end to end, accuracy is not the point
+    "tiny": Preset(2000, 32, 1, 2, 48, 20, 32, 1, 32, max_train_rows=2000, max_pretrain_texts=4000),
+    # the CPU default: 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores
+    "cpu": Preset(12000, 128, 2, 2, 64, 10000, 64, 2, 32),
+    # for a GPU: a 6-layer/384 encoder, longer pre-training
+    "gpu": Preset(24000, 384, 6, 6, 96, 40000, 256, 3, 64, pretrain_lr=3e-4, finetune_lr=5e-5),
+}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def read_unlabeled(path: Path, limit: int | None) -> list[str]:
+    texts = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            text = clean_text(line)
+            if text:
+                texts.append(text)
+            if limit is not None and len(texts) >= limit:
+                break
+    return texts
+
+
+def train_tokenizer(
+    texts: Sequence[str], vocab_size: int, out_dir: Path
+) -> PreTrainedTokenizerFast:
+    """WordPiece on NSMC text. No lowercasing or accent stripping: both break Hangul into jamo."""
+    wordpiece = BertWordPieceTokenizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
+    wordpiece.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece._tokenizer,
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]",
+    )  # fmt: skip
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def encode(tokenizer, texts: Sequence[str], max_len: int) -> list[list[int]]:
+    return tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence of this batch, not to a fixed length."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+    return ids, (ids != pad_id).long()
+
+
+def mask_tokens(
+    ids: torch.Tensor, tokenizer, rate: float = 0.15
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's dynamic masking: 15 % of real tokens; of those 80 % [MASK], 10 % random, 10 % kept."""
+    labels = ids.clone()
+    special = ids <= max(tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
+    chosen = (torch.rand(ids.shape) < rate) & ~special
+    labels[~chosen] = -100
+    inputs = ids.clone()
+    replace = chosen & (torch.rand(ids.shape) < 0.8)
+    inputs[replace] = tokenizer.mask_token_id
+    randomize = chosen & ~replace & (torch.rand(ids.shape) < 0.5)
+    inputs[randomize] = torch.randint(len(SPECIAL_TOKENS), len(tokenizer), (int(randomize.sum()),))
+    return inputs, labels
+
+
+def batches(n_items: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Shuffled index batches, epoch after epoch."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(n_items))
+        rng.shuffle(order)
+        for start in range(0, n_items - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def run_steps(model, step_loss, total_steps: int, lr: float, work_dir: Path, desc: str) -> None:
+    """AdamW with warm-up and linear decay; checkpoints every few minutes and resumes from them."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, total_steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup))),
+    )
+    state_path = work_dir / f"{desc}.pt"
+    start = 0
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = state["step"]
+        print(f"resuming {desc} at step {start}/{total_steps}")
+    model.train()
+    last_save = time.monotonic()
+    progress = tqdm(range(start, total_steps), desc=desc, initial=start, total=total_steps,
+                    mininterval=5, dynamic_ncols=True)  # fmt: skip
+    for step in progress:
+        loss = step_loss(step)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 20 == 0:
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+        if time.monotonic() - last_save > 300 or step + 1 == total_steps:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), "step": step + 1}  # fmt: skip
+            torch.save(state, state_path)
+            last_save = time.monotonic()
+    model.eval()
+
+
+def pretrain(
+    tokenizer, texts: Sequence[str], preset: Preset, work_dir: Path, device
+) -> BertForMaskedLM:
+    """Masked-LM pre-training; the MLM head runs on masked positions only (~7x cheaper here)."""
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=preset.hidden, num_hidden_layers=preset.layers,
+        num_attention_heads=preset.heads, intermediate_size=4 * preset.hidden,
+        max_position_embeddings=max(128, preset.max_len), pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    model = BertForMaskedLM(config).to(device)
+    ids = encode(tokenizer, texts, preset.max_len)
+    order = batches(len(ids), preset.pretrain_batch, seed=1)
+
+    def step_loss(_: int) -> torch.Tensor:
+        batch_ids, attention = pad([ids[i] for i in next(order)], tokenizer.pad_token_id)
+        inputs, labels = mask_tokens(batch_ids, tokenizer)
+        inputs, labels, attention = inputs.to(device), labels.to(device), attention.to(device)
+        hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
+        masked = labels != -100
+        logits = model.cls(hidden[masked])
+        return torch.nn.functional.cross_entropy(logits, labels[masked])
+
+    run_steps(model, step_loss, preset.pretrain_steps, preset.pretrain_lr, work_dir, "pretrain")
+    return model
+
+
+def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device) -> None:
+    ids = encode(tokenizer, train_set[0], preset.max_len)
+    labels = torch.tensor(train_set[1])
+    order = batches(len(ids), preset.finetune_batch, seed=2)
+    steps = math.ceil(preset.finetune_epochs * len(ids) / preset.finetune_batch)
+
+    def step_loss(_: int) -> torch.Tensor:
+        index = next(order)
+        batch_ids, attention = pad([ids[i] for i in index], tokenizer.pad_token_id)
+        out = model(input_ids=batch_ids.to(device), attention_mask=attention.to(device),
+                    labels=labels[index].to(device))  # fmt: skip
+        return out.loss
+
+    run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
+
+
+@torch.inference_mode()
+def predict_proba(
+    model, tokenizer, texts: Sequence[str], max_len: int, device, batch_size: int = 256
+) -> np.ndarray:
+    """Softmax probabilities, length-sorted batches for speed, returned in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), 2), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        encoded = tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                            max_length=max_len, return_tensors="pt").to(device)  # fmt: skip
+        out[index] = torch.softmax(model(**encoded).logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def train(
+    data_dir: Path, out_dir: Path, preset_name: str = "cpu", init: str | None = None, seed: int = 42
+) -> dict:
+    """Build the model directory (save_pretrained + metadata.json) and return the metadata."""
+    hf_logging.disable_progress_bar()
+    seed_everything(seed)
+    preset = PRESETS[preset_name]
+    device = pick_device()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work_dir = out_dir / "work"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    train_path, test_path = ensure_files(data_dir)
+    train_set = read_labelled(train_path, preset.max_train_rows)
+    train_set = ([clean_text(t) for t in train_set[0]], train_set[1])
+    test_set = read_labelled(test_path)
+    test_set = ([clean_text(t) for t in test_set[0]], test_set[1])
+    started = time.monotonic()
+    print(f"device {device}, preset {preset_name}: {asdict(preset)}")
+
+    if init:
+        tokenizer = AutoTokenizer.from_pretrained(init)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            init, num_labels=2, id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)}, ignore_mismatched_sizes=True,
+        )  # fmt: skip
+        pretrain_texts = 0
+    else:
+        unlabeled_path = data_dir / UNLABELED_FILE
+        if not unlabeled_path.exists():
+            raise FileNotFoundError(
+                f"{unlabeled_path} (one review per line) is needed for pre-training"
+            )
+        limit = preset.max_pretrain_texts
+        corpus = read_unlabeled(unlabeled_path, limit) + train_set[0][:limit]
+        pretrain_texts = len(corpus)
+        tokenizer_dir = work_dir / "tokenizer"
+        if (tokenizer_dir / "tokenizer.json").exists():  # resuming
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        else:
+            tokenizer = train_tokenizer(corpus, preset.vocab_size, tokenizer_dir)
+        mlm = pretrain(tokenizer, corpus, preset, work_dir, device)
+        mlm.save_pretrained(work_dir / "mlm")
+        model = AutoModelForSequenceClassification.from_pretrained(
+            work_dir / "mlm", num_labels=2, id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)},
+        )  # fmt: skip
+    model.to(device)
+    finetune(model, tokenizer, train_set, preset, work_dir, device)
+    probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == np.asarray(test_set[1])))
+
+    model.to("cpu").save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    metadata = {
+        "model": "sentiment_bert",
+        "description": f"BERT {preset.layers} layers / hidden {preset.hidden}, "
+        + (f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"),
+        "labels": list(LABELS),
+        "test_accuracy": round(accuracy, 4),
+        "preset": preset_name,
+        "preset_settings": asdict(preset),
+        "init": init,
+        "seed": seed,
+        "max_length": preset.max_len,
+        "train_rows": len(train_set[0]),
+        "test_rows": len(test_set[0]),
+        "pretrain_texts": pretrain_texts,
+        "train_file_sha256": sha256_of(train_path),
+        "test_file_sha256": sha256_of(test_path),
+        "training_seconds": round(time.monotonic() - started, 1),
+        "device": str(device),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },  # fmt: skip
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    metadata = write_metadata(out_dir, metadata, BERT_FILES)
+    seconds = metadata["training_seconds"]
+    print(f"sentiment_bert test accuracy {accuracy:.4f} after {seconds}s; wrote {out_dir}")
+    return metadata
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""sentiment_bert's handler and training pipeline, without the server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from handlers.bert_handler import SentimentBertHandler
+from scripts.build_archive import MODELS
+from scripts.train_bert import train
+from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
+from tests.handler_context import make_context, run_batch
+
+CONFIG = MODELS["sentiment_bert"].config_file
+
+
+def load(model_dir: Path) -> tuple[SentimentBertHandler, object]:
+    context = make_context("sentiment_bert", model_dir, CONFIG)
+    handler = SentimentBertHandler()
+    handler.initialize(context)
+    return handler, context
+
+
+def test_random_checkpoint_serves_the_contract(random_bert_dir: Path):
+    """Any save_pretrained directory loads through the Auto* classes and answers every request."""
+    handler, context = load(random_bert_dir)
+    requests = [(r, ct) for _, r, ct, _, _ in GOOD_REQUESTS] + [
+        (r, ct) for _, r, ct, _ in BAD_REQUESTS
+    ]
+    results = run_batch(handler, context, requests)
+    expected = [200] * len(GOOD_REQUESTS) + [400] * len(BAD_REQUESTS)
+    assert [status for status, _, _ in results] == expected
+    for (status, body, _), (_, _, _, is_list, count) in zip(results, GOOD_REQUESTS):
+        answer = json.loads(body)
+        answers = answer if is_list else [answer]
+        assert len(answers) == count
+        for item in answers:
+            assert sum(item["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_padding_does_not_change_answers(random_bert_dir: Path):
+    """A short text batched with a long one gets the same probabilities as alone."""
+    handler, _ = load(random_bert_dir)
+    short, long = "재밌다", "정말 재밌다 " * 10
+    together = handler.predict_proba([short, long])
+    alone = handler.predict_proba([short])
+    assert together[0] == pytest.approx(alone[0], abs=1e-5)
+
+
+def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path):
+    """`--init <dir>` skips tokenizer training and MLM, and fine-tunes the given checkpoint."""
+    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir))
+    assert metadata["init"] == str(random_bert_dir) and metadata["pretrain_texts"] == 0
+    handler, context = load(tmp_path / "out")
+    [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
+    assert status == 200
+
+
+def test_tiny_preset_pipeline_learns(bert_artifacts: Path):
+    """Tokenizer -> MLM -> fine-tune on 2k rows: above chance, and the metadata is complete."""
+    metadata = json.loads((bert_artifacts / "metadata.json").read_text())
+    assert metadata["preset"] == "tiny" and metadata["pretrain_texts"] > 0
+    assert metadata["test_accuracy"] > 0.5
+    assert set(metadata["artifact_sha256"]) >= {"model.safetensors", "tokenizer.json"}
+    tokenizer = load(bert_artifacts)[0].tokenizer
+    assert "재밌" in "".join(tokenizer.tokenize("재밌다"))  # Hangul not decomposed into jamo
