@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve stop status test train archive clean
+.PHONY: serve stop status test train train-bert archive clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ test: $(STAMP)
 train: $(STAMP)
 	$(PY) -m scripts.train_fast
 
+train-bert: $(STAMP)
+	$(PY) -m scripts.train_bert --preset $(or $(PRESET),cpu)
+
 archive: $(STAMP)
 	$(PY) -m scripts.build_archive sentiment_fast
+	$(PY) -m scripts.build_archive sentiment_bert
 
 clean:
 	@$(PY) -m scripts.server stop 2>/dev/null || true

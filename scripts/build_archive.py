@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from scripts.nsmc import resolve_data_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS_DIR = ROOT / "handlers"
 ARCHIVE_DIR = ROOT / "archive"
@@ -44,6 +46,26 @@ MODELS = {
 BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 
 
+def ensure_artifacts(name: str, data_dir: str | None) -> Path:
+    """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
+    artifacts = MODELS[name].default_artifacts
+    if (artifacts / "metadata.json").exists():
+        return artifacts
+    if name == "sentiment_bert":
+        if (BERT_CHECKPOINT / "metadata.json").exists():
+            return BERT_CHECKPOINT
+        from scripts.train_bert import train as train_bert
+
+        print("no committed sentiment_bert checkpoint; training the cpu preset (~45 min) ...")
+        train_bert(resolve_data_dir(data_dir), artifacts)
+    else:
+        from scripts.train_fast import train as train_fast
+
+        print(f"training {name} ...")
+        train_fast(resolve_data_dir(data_dir), artifacts)
+    return artifacts
+
+
 def _archiver() -> str:
     beside_python = Path(sys.executable).parent / "torch-model-archiver"
     return str(beside_python) if beside_python.exists() else "torch-model-archiver"
@@ -55,8 +77,12 @@ def build_archive(
     store: Path = DEFAULT_STORE,
     version: str = "1.0",
     archive_name: str | None = None,
+    config_file: Path | None = None,
 ) -> Path:
-    """Write `<store>/<archive_name or spec.name>.mar` and return its path."""
+    """Write `<store>/<archive_name or spec.name>.mar` and return its path.
+
+    `config_file` replaces the model's archive/<name>/model-config.yaml (benchmarks).
+    """
     artifacts = artifacts or spec.default_artifacts
     if not artifacts.is_dir():
         raise FileNotFoundError(f"no artifacts at {artifacts}; train the model first")
@@ -76,7 +102,7 @@ def build_archive(
             "--version", version,
             "--handler", str(HANDLERS_DIR / spec.handler),
             "--extra-files", str(stage),
-            "--config-file", str(spec.config_file),
+            "--config-file", str(config_file or spec.config_file),
             "--export-path", str(store),
             "--force",
         ]  # fmt: skip
@@ -87,11 +113,12 @@ def build_archive(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", choices=sorted(MODELS))
-    parser.add_argument("--artifacts", type=Path, help="trained model directory")
+    parser.add_argument("--artifacts", type=Path, help="trained model dir (default: build/<model>)")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     parser.add_argument("--version", default="1.0")
     args = parser.parse_args(argv)
-    path = build_archive(MODELS[args.model], args.artifacts, args.store, args.version)
+    artifacts = args.artifacts or ensure_artifacts(args.model, None)
+    path = build_archive(MODELS[args.model], artifacts, args.store, args.version)
     print(f"wrote {path}")
     return 0
 

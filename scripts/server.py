@@ -228,32 +228,9 @@ def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
     )
 
 
-def ensure_artifacts(name: str, data_dir: str | None) -> Path:
-    """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
-    from scripts.build_archive import BERT_CHECKPOINT, MODELS
-    from scripts.nsmc import resolve_data_dir
-
-    artifacts = MODELS[name].default_artifacts
-    if (artifacts / "metadata.json").exists():
-        return artifacts
-    if name == "sentiment_bert":
-        if (BERT_CHECKPOINT / "metadata.json").exists():
-            return BERT_CHECKPOINT
-        from scripts.train_bert import train as train_bert
-
-        print("no committed sentiment_bert checkpoint; training the cpu preset (~45 min) ...")
-        train_bert(resolve_data_dir(data_dir), artifacts)
-    else:
-        from scripts.train_fast import train as train_fast
-
-        print(f"training {name} ...")
-        train_fast(resolve_data_dir(data_dir), artifacts)
-    return artifacts
-
-
 def up(server: TorchServe, data_dir: str | None = None) -> None:
     """Build whatever archive is missing, start TorchServe, wait until READY."""
-    from scripts.build_archive import MODELS, build_archive
+    from scripts.build_archive import MODELS, build_archive, ensure_artifacts
 
     if server.pid() is not None:
         print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}); "

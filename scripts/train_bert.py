@@ -69,7 +69,21 @@ class Preset:
 
 PRESETS = {
     # seconds on 2 cores; proves the pipeline end to end, accuracy is not the point
-    "tiny": Preset(2000, 32, 1, 2, 48, 20, 32, 1, 32, max_train_rows=2000, max_pretrain_texts=4000),
+    "tiny": Preset(
+        2000,
+        32,
+        1,
+        2,
+        48,
+        20,
+        32,
+        2,
+        32,
+        pretrain_lr=2e-3,
+        finetune_lr=2e-3,
+        max_train_rows=4000,
+        max_pretrain_texts=4000,
+    ),
     # the CPU default: 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores
     "cpu": Preset(12000, 128, 2, 2, 64, 10000, 64, 2, 32),
     # for a GPU: a 6-layer/384 encoder, longer pre-training
@@ -322,6 +336,10 @@ def train(
         "preset_settings": asdict(preset),
         "init": init,
         "seed": seed,
+        "command": " ".join(
+            ["python -m scripts.train_bert", f"--preset {preset_name}", f"--seed {seed}"]
+            + ([f"--init {init}"] if init else [])
+        ),
         "max_length": preset.max_len,
         "train_rows": len(train_set[0]),
         "test_rows": len(test_set[0]),

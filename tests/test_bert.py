@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handlers.bert_handler import SentimentBertHandler
-from scripts.build_archive import MODELS
+from scripts.build_archive import BERT_CHECKPOINT, MODELS
 from scripts.train_bert import train
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
@@ -59,10 +59,31 @@ def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Pat
 
 
 def test_tiny_preset_pipeline_learns(bert_artifacts: Path):
-    """Tokenizer -> MLM -> fine-tune on 2k rows: above chance, and the metadata is complete."""
+    """Tokenizer -> MLM -> fine-tune on 4k rows: well above chance, and the metadata is complete."""
     metadata = json.loads((bert_artifacts / "metadata.json").read_text())
     assert metadata["preset"] == "tiny" and metadata["pretrain_texts"] > 0
-    assert metadata["test_accuracy"] > 0.5
+    assert metadata["test_accuracy"] > 0.65  # ~0.74 measured over seeds; chance is 0.5
     assert set(metadata["artifact_sha256"]) >= {"model.safetensors", "tokenizer.json"}
     tokenizer = load(bert_artifacts)[0].tokenizer
     assert "재밌" in "".join(tokenizer.tokenize("재밌다"))  # Hangul not decomposed into jamo
+
+
+SEED_SENTENCES = [
+    ("음악이 주가 된, 최고의 음악영화", "positive"),
+    ("발연기 도저히 못보겠다 진짜 이렇게 연기를 못할거라곤 상상도 못했네", "negative"),
+    ("실화라서더욱아름답고찡하네요...많이울었어요벌써4년이란시간이흘렀네요", "positive"),
+]
+
+
+@pytest.mark.skipif(
+    not (BERT_CHECKPOINT / "metadata.json").exists(), reason="no committed checkpoint"
+)
+def test_committed_checkpoint_answers_seed_sentences():
+    """The checkpoint `make serve` uses: hashes verify, the seed's sentences come out right."""
+    handler, context = load(BERT_CHECKPOINT)
+    assert handler.metadata["train_rows"] == 150_000 and handler.metadata["command"]
+    requests = [({"body": {"text": text}}, "application/json") for text, _ in SEED_SENTENCES]
+    results = run_batch(handler, context, requests)
+    assert [json.loads(body)["label"] for _, body, _ in results] == [
+        label for _, label in SEED_SENTENCES
+    ]
