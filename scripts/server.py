@@ -26,6 +26,8 @@ from typing import Sequence
 
 import requests
 
+from scripts.nsmc import DataNotFoundError
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = ROOT / "run"
 DEFAULT_STORE = ROOT / "model_store"
@@ -264,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid = server.pid()
             print(f"running (pid {pid})" if pid else "not running")
             return 0 if pid else 1
-    except ServerError as err:
+    except (ServerError, DataNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

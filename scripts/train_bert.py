@@ -44,7 +44,13 @@ from transformers.utils import logging as hf_logging
 from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
-from scripts.nsmc import UNLABELED_FILE, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import (
+    UNLABELED_FILE,
+    DataNotFoundError,
+    ensure_files,
+    read_labelled,
+    resolve_data_dir,
+)
 
 DEFAULT_OUT = Path("build/sentiment_bert")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -370,7 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
+    try:
+        train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

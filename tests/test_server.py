@@ -14,7 +14,7 @@ import requests
 import yaml
 
 from scripts.build_archive import MODELS
-from scripts.server import TorchServe
+from scripts.server import ServerError, TorchServe
 from tests.cases import LONG_TEXT, TOO_MANY
 
 MODEL = "sentiment_fast"
@@ -185,3 +185,9 @@ def test_rejections_show_on_metrics(server: TorchServe):
 
 def _workers(server: TorchServe, model: str) -> list[dict]:
     return describe(server, model)["workers"]
+
+
+def test_second_start_is_refused_clearly(server: TorchServe):
+    with pytest.raises(ServerError, match="already running"):
+        server.start()
+    assert describe(server, MODEL)["workers"][0]["status"] == "READY"
