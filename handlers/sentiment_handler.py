@@ -7,6 +7,7 @@ requests, batching, per-request errors and metrics lives here once.
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -37,6 +38,14 @@ class SentimentHandler(BaseHandler, ABC):
         self.load_model(model_dir, config, context)
         self.initialized = True
         logger.info("%s ready: %s", context.model_name, self.metadata.get("model"))
+
+    def describe_handle(self) -> str:
+        """`GET /models/<name>?customized=true`: what was trained, on what, and how well."""
+        keys = ("model", "description", "labels", "test_accuracy", "seed_baseline_accuracy",
+                "train_rows", "train_file_sha256", "created_at", "preset", "versions")  # fmt: skip
+        described = {key: self.metadata[key] for key in keys if key in self.metadata}
+        described["model_version"] = (self.manifest or {}).get("model", {}).get("modelVersion")
+        return json.dumps(described)
 
     @abstractmethod
     def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:

@@ -191,3 +191,15 @@ def test_second_start_is_refused_clearly(server: TorchServe):
     with pytest.raises(ServerError, match="already running"):
         server.start()
     assert describe(server, MODEL)["workers"][0]["status"] == "READY"
+
+
+@BOTH
+def test_customized_describe_reports_training_metadata(server: TorchServe, model: str):
+    url = server.url("management", f"/models/{model}?customized=true")
+    response = requests.get(url, headers=server.auth("management"), timeout=30)
+    assert response.status_code == 200, response.text
+    custom = response.json()[0]["customizedMetadata"]  # the frontend parses the JSON
+    assert custom["labels"] == ["negative", "positive"]
+    assert custom["model_version"] == "1.0"
+    assert 0.5 < custom["test_accuracy"] <= 1 and len(custom["train_file_sha256"]) == 64
+    assert custom["created_at"]
