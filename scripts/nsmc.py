@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 DEFAULT_DATA_DIR = Path("data/nsmc")
 TRAIN_FILE = "ratings_train.txt"
@@ -58,3 +59,13 @@ def read_labelled(path: Path, max_rows: int | None = None) -> tuple[list[str], l
             if max_rows is not None and len(texts) >= max_rows:
                 break
     return texts, labels
+
+
+def run_cli(train: Callable[[], object]) -> int:
+    """Run a training entry point: missing data is one line on stderr and exit 2, no traceback."""
+    try:
+        train()
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -187,7 +187,7 @@ class TorchServe:
         """Block until every model has a READY worker (/ping turns healthy too early)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.pid() is None and not (self.tmp_dir / ".model_server.pid").exists():
+            if self.pid() is None:  # start() returns after the PID file is written
                 raise ServerError(f"TorchServe exited during start-up; see {self.log_dir}")
             try:
                 if all("READY" in self.model_status(name) for name in self.models):

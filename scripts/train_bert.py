@@ -46,10 +46,10 @@ from handlers.contract import LABELS
 from handlers.text import clean_text
 from scripts.nsmc import (
     UNLABELED_FILE,
-    DataNotFoundError,
     ensure_files,
     read_labelled,
     resolve_data_dir,
+    run_cli,
 )
 
 DEFAULT_OUT = Path("build/sentiment_bert")
@@ -287,7 +287,6 @@ def train(
     seed_everything(seed)
     preset = PRESETS[preset_name]
     device = pick_device()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
     train_path, test_path = ensure_files(data_dir)
@@ -376,12 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    try:
-        train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
-    except DataNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(
+        lambda: train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.artifacts import METADATA_FILE, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
-from scripts.nsmc import DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 
 DEFAULT_OUT = Path("build/sentiment_fast")
 
@@ -130,12 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="artifact directory")
     parser.add_argument("--max-rows", type=int, help="train on the first N rows only (tests)")
     args = parser.parse_args(argv)
-    try:
-        train(resolve_data_dir(args.data_dir), args.out, args.max_rows)
-    except DataNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: train(resolve_data_dir(args.data_dir), args.out, args.max_rows))
 
 
 if __name__ == "__main__":
