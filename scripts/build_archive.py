@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from handlers.artifacts import METADATA_FILE
 from scripts.nsmc import resolve_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +50,10 @@ BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 def ensure_artifacts(name: str, data_dir: str | None) -> Path:
     """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
     artifacts = MODELS[name].default_artifacts
-    if (artifacts / "metadata.json").exists():
+    if (artifacts / METADATA_FILE).exists():
         return artifacts
     if name == "sentiment_bert":
-        if (BERT_CHECKPOINT / "metadata.json").exists():
+        if (BERT_CHECKPOINT / METADATA_FILE).exists():
             return BERT_CHECKPOINT
         from scripts.train_bert import train as train_bert
 

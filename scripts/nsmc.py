@@ -8,6 +8,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Sequence
 
+from handlers.text import clean_text
+
 DEFAULT_DATA_DIR = Path("data/nsmc")
 TRAIN_FILE = "ratings_train.txt"
 TEST_FILE = "ratings_test.txt"
@@ -46,7 +48,11 @@ def ensure_files(data_dir: Path, names: Sequence[str] = (TRAIN_FILE, TEST_FILE))
 
 
 def read_labelled(path: Path, max_rows: int | None = None) -> tuple[list[str], list[int]]:
-    """Texts and 0/1 labels of an NSMC TSV; rows with an empty document are skipped."""
+    """Cleaned texts and 0/1 labels of an NSMC TSV; rows with an empty document are skipped.
+
+    Cleaned with the handlers' own `clean_text`, so every model trains on text exactly as
+    it will see it when served.
+    """
     texts: list[str] = []
     labels: list[int] = []
     with open(path, encoding="utf-8") as handle:
@@ -54,7 +60,7 @@ def read_labelled(path: Path, max_rows: int | None = None) -> tuple[list[str], l
         for line in handle:
             _, document, label = line.rstrip("\n").split("\t")
             if document:
-                texts.append(document)
+                texts.append(clean_text(document))
                 labels.append(int(label))
             if max_rows is not None and len(texts) >= max_rows:
                 break

@@ -291,9 +291,7 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     train_path, test_path = ensure_files(data_dir)
     train_set = read_labelled(train_path, preset.max_train_rows)
-    train_set = ([clean_text(t) for t in train_set[0]], train_set[1])
     test_set = read_labelled(test_path)
-    test_set = ([clean_text(t) for t in test_set[0]], test_set[1])
     started = time.monotonic()
     print(f"device {device}, preset {preset_name}: {asdict(preset)}")
 

@@ -29,7 +29,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.artifacts import METADATA_FILE, sha256_of, write_metadata
 from handlers.contract import LABELS
-from handlers.text import clean_text
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 
 DEFAULT_OUT = Path("build/sentiment_fast")
@@ -81,10 +80,8 @@ def train(data_dir: Path, out_dir: Path, max_rows: int | None = None) -> dict[st
     """Train, score against the seed baseline, and write model.joblib + metadata.json."""
     train_path, test_path = ensure_files(data_dir)
     done = _step(f"reading {train_path} and {test_path}")
-    raw_train = read_labelled(train_path, max_rows)
-    raw_test = read_labelled(test_path)
-    train_set = ([clean_text(t) for t in raw_train[0]], raw_train[1])
-    test_set = ([clean_text(t) for t in raw_test[0]], raw_test[1])
+    train_set = read_labelled(train_path, max_rows)
+    test_set = read_labelled(test_path)
     done()
 
     baseline_accuracy, _ = fit_and_score(seed_pipeline(), train_set, test_set, "seed baseline")
