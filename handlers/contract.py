@@ -2,7 +2,10 @@
 
 A request body is raw UTF-8 text, JSON ``{"text": "..."}`` or JSON
 ``{"text": ["...", ...]}``.  A single text is answered with one prediction
-object, a list with a list of them in input order.  Anything else is the
+object, a list with a list of them in input order.  A KServe v1 body
+``{"instances": ["..." or {"text": "..."}, ...]}`` is answered
+``{"predictions": [...]}``, so KServe's TorchServe runtime needs no envelope
+(TorchServe's own envelopes handle one request per batch and break batching).  Anything else is the
 caller's mistake: it gets a 400 with ``{"code", "type", "message"}`` for that
 request only, so the rest of its TorchServe batch is still answered.
 
@@ -63,6 +66,7 @@ class ParsedRequest:
 
     texts: list[str]
     is_list: bool
+    kserve: bool = False  # a KServe v1 body: answered {"predictions": [...]}
 
 
 @dataclass
@@ -181,6 +185,8 @@ def decode_request(
             "InvalidBody",
             f'the JSON body must be an object like {{"text": ...}}, got {_json_type(payload)}',
         )
+    if "instances" in payload and "text" not in payload:
+        return _decode_instances(payload["instances"], limits)
     if "text" not in payload:
         raise RequestError("MissingText", 'the JSON object has no "text" field')
     text = payload["text"]
@@ -195,6 +201,30 @@ def decode_request(
     return ParsedRequest(
         [_check_text(item, limits, f'"text"[{i}]') for i, item in enumerate(text)], is_list=True
     )
+
+
+def _decode_instances(instances: Any, limits: Limits) -> ParsedRequest:
+    """KServe v1 ``"instances"``: each one a text or ``{"text": text}``; one bad one fails all."""
+    if not isinstance(instances, list):
+        raise RequestError(
+            "InvalidBody", f'"instances" must be a list, got {_json_type(instances)}'
+        )
+    if not instances:
+        raise RequestError("EmptyList", '"instances" is an empty list')
+    if len(instances) > limits.max_texts:
+        raise RequestError(
+            "TooManyTexts",
+            f'"instances" has {len(instances)} items; the limit is {limits.max_texts}',
+        )
+    texts = []
+    for i, instance in enumerate(instances):
+        where = f'"instances"[{i}]'
+        if isinstance(instance, dict):
+            if "text" not in instance:
+                raise RequestError("MissingText", f'{where} has no "text" field')
+            instance, where = instance["text"], f'{where}["text"]'
+        texts.append(_check_text(instance, limits, where))
+    return ParsedRequest(texts, is_list=True, kserve=True)
 
 
 def decode_batch(
@@ -245,6 +275,8 @@ def encode_batch(batch: Batch) -> list[Response]:
         rows = batch.probabilities[offset : offset + len(request.texts)]
         offset += len(request.texts)
         predictions = [encode_prediction(row) for row in rows]
-        body = predictions if request.is_list else predictions[0]
+        body: Any = predictions if request.is_list else predictions[0]
+        if request.kserve:
+            body = {"predictions": predictions}
         responses.append(Response(200, json.dumps(body)))
     return responses

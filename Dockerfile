@@ -1,0 +1,92 @@
+# syntax=docker/dockerfile:1.7
+# Both sentiment models on TorchServe 0.12.0, in one image (README "Deploy"):
+#   docker build -t nsmc-sentiment:cpu .                                  # CPU (default)
+#   docker build --build-arg VARIANT=gpu -t nsmc-sentiment:gpu .          # GPU, CUDA runtime base
+#   docker build --build-context nsmc=../shared/nsmc -t nsmc-sentiment:cpu .   # local NSMC files
+# The build trains sentiment_fast (~2 min) from the NSMC files of the `nsmc` context, or
+# downloads the official ones when none is given, and packs the committed sentiment_bert
+# checkpoint: the same scripts and .mar files as `make serve`.
+
+ARG VARIANT=cpu
+# Where the runtime's torch comes from: empty = the CPU index for cpu, PyPI (CUDA build) for gpu.
+ARG TORCH_INDEX_URL=""
+
+# NSMC data: empty unless replaced with `--build-context nsmc=<dir with ratings_*.txt>`.
+FROM scratch AS nsmc
+
+# ------------------------------------------------------------------------------------ build
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY docker/constraints.txt docker/constraints.txt
+# Versions are pinned by docker/constraints.txt (-c), not on this line.
+# hadolint ignore=DL3013
+RUN pip install -c docker/constraints.txt \
+        scikit-learn joblib numpy scipy PyYAML torch-model-archiver
+COPY handlers/ handlers/
+COPY scripts/ scripts/
+COPY archive/ archive/
+RUN --mount=type=bind,from=nsmc,target=/nsmc \
+    if [ -f /nsmc/ratings_train.txt ]; then export NSMC_DIR=/nsmc; \
+    else export NSMC_DIR=/tmp/nsmc; fi \
+ && python -m scripts.train_fast --out build/sentiment_fast \
+ && python -m scripts.build_archive sentiment_fast --store /model-store \
+ && python -m scripts.build_archive sentiment_bert --store /model-store
+
+# ------------------------------------------------------------------ runtime bases (VARIANT)
+FROM python:3.11.11-slim-bookworm AS base-cpu
+# The JRE's postinst needs the man directory that slim images leave out.
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless=17.0.* \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM nvidia/cuda:12.6.3-runtime-ubuntu22.04 AS base-gpu
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        python3.11=3.11.* python3.11-venv=3.11.* openjdk-17-jre-headless=17.0.* \
+ && rm -rf /var/lib/apt/lists/*
+
+# ---------------------------------------------------------------------------------- runtime
+# A stage of this file, not an image: hadolint cannot see through the variable.
+# hadolint ignore=DL3006
+FROM base-${VARIANT} AS runtime
+ARG VARIANT
+ARG TORCH_INDEX_URL
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
+    LOG_LOCATION=/home/model-server/logs METRICS_LOCATION=/home/model-server/logs \
+    TS_KEY_FILE=/home/model-server/run/key_file.json \
+    TS_READY_MODELS="sentiment_fast sentiment_bert"
+COPY docker/constraints.txt /tmp/constraints.txt
+# Versions are pinned by docker/constraints.txt (-c); torch first, from the variant's index.
+# hadolint ignore=DL3013
+RUN python3.11 -m venv /opt/venv \
+ && case "${TORCH_INDEX_URL:-$VARIANT}" in \
+        cpu) index=https://download.pytorch.org/whl/cpu ;; \
+        gpu) index=https://pypi.org/simple ;; \
+        *) index="$TORCH_INDEX_URL" ;; \
+    esac \
+ && pip install --extra-index-url "$index" -c /tmp/constraints.txt torch \
+ && pip install -c /tmp/constraints.txt torchserve torch-model-archiver scikit-learn joblib \
+        numpy scipy transformers tokenizers safetensors psutil PyYAML requests \
+ && rm /tmp/constraints.txt \
+ && useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server
+WORKDIR /home/model-server
+# Configuration and archives belong to root (read-only to the server); only run/ (key file)
+# and logs/ are writable.
+COPY docker/config.properties log4j2.xml scripts/healthcheck.py ./
+COPY --from=build /model-store/ model-store/
+RUN install -d -o model-server -g model-server run logs
+# Numeric, so Kubernetes' runAsNonRoot can check it.
+USER 1000:1000
+WORKDIR /home/model-server/run
+EXPOSE 8080 8081 8082
+# /ping needs the inference key (token authorization covers every port): healthcheck.py
+# reads the keys from $TS_KEY_FILE, and, because /ping turns healthy before the models can
+# answer, also wants a READY worker for each of $TS_READY_MODELS.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "/home/model-server/healthcheck.py"]
+CMD ["torchserve", "--start", "--foreground", "--ncs", \
+     "--ts-config", "/home/model-server/config.properties", \
+     "--model-store", "/home/model-server/model-store"]
