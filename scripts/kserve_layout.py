@@ -27,13 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from scripts.server import (
-    DEFAULT_MODELS,
-    DEFAULT_STORE,
-    LOG4J_CONFIG,
-    TorchServe,
-    read_properties,
-)
+from scripts.server import DEFAULT_MODELS, DEFAULT_STORE, TorchServe, read_properties
 
 KSERVE_ROOT = "/mnt/models"
 IMAGE_LOG4J = "/home/model-server/log4j2.xml"
@@ -143,34 +137,25 @@ def layout(
 class LocalKServe(TorchServe):
     """A laid-out tree served by a local TorchServe as KServe's runtime serves it, on other ports.
 
-    Only addresses and paths are rewritten; the envelope, the snapshot (which models, their
-    batch settings) and token authorization stay as generated, so what answers here is what
-    the pod's TorchServe answers behind the KServe wrapper.
+    Only addresses and paths are rewritten; the snapshot (which models, their batch settings),
+    token authorization and environment overrides stay as generated, so what answers here is
+    what the pod's TorchServe answers.
     """
 
     tree: Path = Path("build/kserve")
 
     def __post_init__(self) -> None:
         self.model_store = self.tree / "model-store"
+        self.base_config = self.tree / "config" / "config.properties"
+        self.models = tuple(
+            json.loads(read_properties(self.base_config)["model_snapshot"])["models"]
+        )
 
     def render_config(self) -> Path:
-        properties = read_properties(self.tree / "config" / "config.properties")
-        snapshot = json.loads(properties["model_snapshot"])
-        self.models = tuple(snapshot["models"])
-        properties.update(
-            inference_address=self.url("inference"),
-            management_address=self.url("management"),
-            metrics_address=self.url("metrics"),
-            grpc_inference_port=str(self.ports.grpc_inference),
-            grpc_management_port=str(self.ports.grpc_management),
-            initial_worker_port=str(self.ports.worker),
-            model_store=str(self.model_store.resolve()),
-            vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
-        )
-        self.config_path.write_text(
-            "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"
-        )
-        return self.config_path
+        """The server's rendering (ports, paths), minus its load_models: the snapshot decides."""
+        properties = read_properties(super().render_config())
+        del properties["load_models"]
+        return write_properties(self.config_path, properties)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
