@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -243,6 +244,13 @@ def test_kubernetes_manifest_is_valid(name: str, doc: dict[str, Any]):
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
+@functools.cache
+def kserve_validator(kind: str, version: str) -> jsonschema.Draft7Validator:
+    """The KServe CRD schema from ../shared (1.3 MB: loaded once per kind)."""
+    schema_file = KSERVE_SCHEMAS / f"{kind.lower()}_{version}.json"
+    return jsonschema.Draft7Validator(json.loads(schema_file.read_text(encoding="utf-8")))
+
+
 @pytest.mark.parametrize(
     "name,doc",
     [(n, d) for n, d in MANIFESTS if d["kind"] in KSERVE_KINDS],
@@ -251,10 +259,7 @@ def test_kubernetes_manifest_is_valid(name: str, doc: dict[str, Any]):
 def test_kserve_manifest_is_valid(name: str, doc: dict[str, Any]):
     if not KSERVE_SCHEMAS.is_dir():
         pytest.skip(f"no KServe schemas at {KSERVE_SCHEMAS} (../shared is absent)")
-    version = doc["apiVersion"].split("/")[1]
-    schema_file = KSERVE_SCHEMAS / f"{doc['kind'].lower()}_{version}.json"
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    jsonschema.validate(doc, schema, cls=jsonschema.Draft7Validator)
+    kserve_validator(doc["kind"], doc["apiVersion"].split("/")[1]).validate(doc)
 
 
 def test_validators_reject_a_typo():
@@ -269,9 +274,8 @@ def test_validators_reject_a_typo():
             json.dumps(manifest("InferenceService", "deploy/kserve/inferenceservice.yaml"))
         )
         isvc["spec"]["predictor"]["minReplica"] = 1
-        schema = json.loads((KSERVE_SCHEMAS / "inferenceservice_v1beta1.json").read_text())
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(isvc, schema, cls=jsonschema.Draft7Validator)
+            kserve_validator("InferenceService", "v1beta1").validate(isvc)
 
 
 def test_kserve_manifests_fit_the_layout():
