@@ -5,9 +5,10 @@ A request body is raw UTF-8 text, JSON ``{"text": "..."}`` or JSON
 object, a list with a list of them in input order.  A KServe v1 body
 ``{"instances": ["..." or {"text": "..."}, ...]}`` is answered
 ``{"predictions": [...]}``, so KServe's TorchServe runtime needs no envelope
-(TorchServe's own envelopes handle one request per batch and break batching).  Anything else is the
-caller's mistake: it gets a 400 with ``{"code", "type", "message"}`` for that
-request only, so the rest of its TorchServe batch is still answered.
+(TorchServe's own envelopes handle one request per batch and break batching).
+Anything else is the caller's mistake: it gets a 400 with
+``{"code", "type", "message"}`` for that request only, so the rest of its
+TorchServe batch is still answered.
 
 Decoding and encoding here are pure functions of the request (no TorchServe
 import), so they are unit-tested and property-tested without a server; the
