@@ -48,9 +48,12 @@ class Rollout:
     smoke_accuracy: float | None = None
 
 
-def next_version(versions: Sequence[str]) -> int:
-    """One above the highest registered major version ("1.0", "2.0" -> 3)."""
-    return max((int(float(v)) for v in versions), default=0) + 1
+def next_version(versions: Sequence[str], store: Path, model: str) -> int:
+    """One above the highest registered version and every <model>_v<N>.mar in the store, so
+    that no archive a restart may load (model_store/defaults.json) is ever overwritten."""
+    built = [p.stem.rsplit("_v", 1)[1] for p in store.glob(f"{model}_v*.mar")]
+    numbers = [int(float(v)) for v in versions] + [int(n) for n in built if n.isdigit()]
+    return max(numbers, default=0) + 1
 
 
 def smoke_test(
@@ -90,7 +93,7 @@ def rollout(
     management = Management(server)
     try:
         old = management.default_version(model)
-        number = next_version(management.versions(model))
+        number = next_version(management.versions(model), server.model_store, model)
     except Exception as err:
         raise RolloutError("find the serving version", f"{err}") from None
     done = Rollout(model, old, f"{number}.0", f"{model}_v{number}.mar")
@@ -147,6 +150,7 @@ def rollout(
                 management.unregister(model, done.new_version)
             except Exception as cleanup:  # report, but the original failure is the story
                 log(f"could not unregister {model} {done.new_version}: {cleanup}")
+        (server.model_store / done.archive).unlink(missing_ok=True)  # numbered: nobody else's
         raise RolloutError(err.step, f"{err}; {model} {old} is still the default") from None
     # Requests routed to the old version just before the flip are still queued: let them drain.
     time.sleep(drain_seconds)

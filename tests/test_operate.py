@@ -41,9 +41,12 @@ def answer(server: TorchServe, text: str = PROBE, model: str = MODEL, version: s
 # --------------------------------------------------------------------------- no server
 
 
-def test_next_version_is_one_above_the_highest():
-    assert next_version(["1.0"]) == 2
-    assert next_version(["3.0", "10.0", "2.0"]) == 11
+def test_next_version_is_above_registered_versions_and_built_archives(tmp_path: Path):
+    assert next_version(["1.0"], tmp_path, MODEL) == 2
+    assert next_version(["3.0", "10.0", "2.0"], tmp_path, MODEL) == 11
+    for name in ("sentiment_fast_v4.mar", "sentiment_fast_vx.mar", "sentiment_bert_v9.mar"):
+        (tmp_path / name).touch()
+    assert next_version(["1.0"], tmp_path, MODEL) == 5
 
 
 def test_attach_and_recorded_defaults_drive_the_next_start(tmp_path: Path):
@@ -189,6 +192,7 @@ def test_failed_rollout_leaves_old_version_serving(
     assert code == 1
     assert "rollout failed at step 'smoke test'" in err and "2.0 is still the default" in err
     assert Management(ops_server).versions(MODEL) == ["2.0"]  # 3.0 was unregistered again
+    assert not (ops_server.model_store / "sentiment_fast_v3.mar").exists()
     assert answer(ops_server) == ROLLED["after"]
 
 
