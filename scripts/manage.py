@@ -82,9 +82,9 @@ class Management:
     def register(self, archive: str, name: str | None = None, workers: int = 1) -> str:
         """Register a .mar of the model store and wait until its workers are up."""
         params = {"url": archive, "initial_workers": workers, "synchronous": "true"}
-        return self._call("POST", "/models", **params, **({"model_name": name} if name else {}))[
-            "status"
-        ]
+        if name:
+            params["model_name"] = name
+        return self._call("POST", "/models", **params)["status"]
 
     def scale(self, name: str, min_workers: int, max_workers: int, version: str | None = None):
         path = f"/models/{name}" + (f"/{version}" if version else "")
