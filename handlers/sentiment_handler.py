@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.artifacts import load_verified_metadata
@@ -67,12 +69,17 @@ class SentimentHandler(BaseHandler, ABC):
         return None
 
     def preprocess(self, data: list[Mapping[str, Any]]) -> Batch:
+        started = time.perf_counter()
         content_types = [self._content_type(idx) for idx in range(len(data))]
-        return decode_batch(data, self.limits, content_types)
+        batch = decode_batch(data, self.limits, content_types)
+        self._seconds = {"Preprocess": time.perf_counter() - started}
+        return batch
 
     def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
+        started = time.perf_counter()
         if batch.texts:
             batch.probabilities = self.predict_proba(batch.texts)
+        self._seconds["Inference"] = time.perf_counter() - started
         return batch
 
     def postprocess(self, batch: Batch) -> list[str]:
@@ -85,9 +92,17 @@ class SentimentHandler(BaseHandler, ABC):
         return [response.body for response in responses]
 
     def _record_metrics(self, batch: Batch) -> None:
-        """Counters whose ratios tell batch size and texts per request on /metrics."""
+        """Counters whose ratios tell batch size and texts per request on /metrics, and
+        histograms of batch size and of this handler's own time per batch (seconds)."""
         metrics = self.context.metrics
+        # Same dimensions for every version: the frontend fixes a metric's label set when it
+        # first sees it, and drops later values with other labels (until it restarts).
         model = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+        histogram = MetricTypes.HISTOGRAM
+        size = len(batch.requests)
+        metrics.add_metric("SentimentBatchSize", size, "count", None, list(model), histogram)
+        for step, seconds in getattr(self, "_seconds", {}).items():
+            metrics.add_metric(f"Sentiment{step}Seconds", seconds, "s", None, [*model], histogram)
         metrics.add_metric("SentimentBatches", 1, "count", None, list(model))
         metrics.add_metric("SentimentRequests", len(batch.requests), "count", None, list(model))
         metrics.add_metric("SentimentTexts", len(batch.texts), "count", None, list(model))

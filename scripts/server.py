@@ -34,6 +34,9 @@ DEFAULT_STORE = ROOT / "model_store"
 BASE_CONFIG = ROOT / "config.properties"
 LOG4J_CONFIG = ROOT / "log4j2.xml"
 DEFAULT_MODELS = ("sentiment_fast", "sentiment_bert")
+# In the model store: {model: archive file} of the version each model serves by default, written
+# when a default changes (scripts.manage set-default, scripts.rollout); a restart loads these.
+DEFAULTS_FILE = "defaults.json"
 
 
 class ServerError(RuntimeError):
@@ -92,6 +95,30 @@ class TorchServe:
     def config_path(self) -> Path:
         return self.run_dir / "config.properties"
 
+    @classmethod
+    def attach(cls, run_dir: Path = DEFAULT_RUN_DIR) -> "TorchServe":
+        """The instance last started from `run_dir`: its ports, store and models as rendered."""
+        config = run_dir / "config.properties"
+        if not config.exists():
+            return cls(run_dir=run_dir)
+        props = read_properties(config)
+
+        def port(key: str) -> int:
+            return int(props[key].rsplit(":", 1)[-1])
+
+        ports = Ports(
+            port("inference_address"),
+            port("management_address"),
+            port("metrics_address"),
+            port("grpc_inference_port"),
+            port("grpc_management_port"),
+            port("initial_worker_port"),
+        )
+        models = tuple(entry.split("=", 1)[0] for entry in props["load_models"].split(","))
+        return cls(
+            run_dir=run_dir, ports=ports, model_store=Path(props["model_store"]), models=models
+        )
+
     def url(self, api: str, path: str = "") -> str:
         port = {"inference": self.ports.inference, "management": self.ports.management,
                 "metrics": self.ports.metrics}[api]  # fmt: skip
@@ -102,15 +129,34 @@ class TorchServe:
     def keys(self) -> dict[str, str]:
         """{"inference": key, "management": key} from the key file TorchServe wrote."""
         key_file = self.run_dir / "key_file.json"
-        if not key_file.exists():
+        try:
+            data = json.loads(key_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # not written yet, or caught while TorchServe writes it
             return {}
-        data = json.loads(key_file.read_text(encoding="utf-8"))
         return {api: entry["key"] for api, entry in data.items() if isinstance(entry, dict)}
 
     def auth(self, api: str) -> dict[str, str]:
         """The Authorization header for `api` ("inference" or "management"); {} with auth off."""
         key = self.keys().get(api)
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    # ----------------------------------------------------------------- default versions
+
+    def _defaults(self) -> dict[str, str]:
+        path = self.model_store / DEFAULTS_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def default_archive(self, name: str) -> str:
+        """The archive a start loads for `name`: the last recorded default, else <name>.mar."""
+        return self._defaults().get(name, f"{name}.mar")
+
+    def record_default(self, name: str, archive: str) -> None:
+        """Remember `archive` as the default of `name`, so that a restart serves it again."""
+        defaults = {**self._defaults(), name: archive}
+        path = self.model_store / DEFAULTS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(defaults, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash leaves the old or the new file, never half of one
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -125,7 +171,7 @@ class TorchServe:
             grpc_management_port=str(self.ports.grpc_management),
             initial_worker_port=str(self.ports.worker),
             model_store=str(self.model_store.resolve()),
-            load_models=",".join(f"{name}={name}.mar" for name in self.models),
+            load_models=",".join(f"{name}={self.default_archive(name)}" for name in self.models),
             vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
         )
         self.config_path.write_text(
@@ -158,9 +204,10 @@ class TorchServe:
     def start(self) -> None:
         if (pid := self.pid()) is not None:
             raise ServerError(f"TorchServe is already running from {self.run_dir} (pid {pid})")
-        missing = [m for m in self.models if not (self.model_store / f"{m}.mar").exists()]
+        archives = [self.default_archive(m) for m in self.models]
+        missing = [a for a in archives if not (self.model_store / a).exists()]
         if missing:
-            raise ServerError(f"no archive for {', '.join(missing)} in {self.model_store}")
+            raise ServerError(f"no archive {', '.join(missing)} in {self.model_store}")
         for directory in (self.run_dir, self.tmp_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
         command = ["torchserve", "--start", "--ncs", "--ts-config", str(self.render_config()),
@@ -239,6 +286,8 @@ def up(server: TorchServe, data_dir: str | None = None) -> None:
               "`make stop` first to restart it.")  # fmt: skip
         return
     for name in server.models:
+        if server.default_archive(name) != f"{name}.mar":  # a rolled-out version: never rebuilt
+            continue
         if (server.model_store / f"{name}.mar").exists():
             continue
         build_archive(MODELS[name], ensure_artifacts(name, data_dir), server.model_store)

@@ -1,0 +1,201 @@
+"""Operate a running TorchServe through its management API: list, describe, register, scale,
+set the default version, unregister.
+
+The management key is read from the key file TorchServe wrote into the run directory, and
+the ports from the config rendered there, so the same commands work for `make serve` (run/)
+and for any test instance (--run-dir).  TorchServe's errors come back as one line.
+
+    python -m scripts.manage list
+    python -m scripts.manage describe sentiment_fast
+    python -m scripts.manage register sentiment_fast_v2.mar --name sentiment_fast
+    python -m scripts.manage scale sentiment_fast --min 2 --max 2
+    python -m scripts.manage set-default sentiment_fast 2.0
+    python -m scripts.manage unregister sentiment_fast 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import requests
+
+from scripts.server import DEFAULT_RUN_DIR, TorchServe
+
+
+class ManagementError(RuntimeError):
+    """TorchServe refused or could not be reached; the message is one line for the user."""
+
+
+@dataclass
+class Management:
+    """The management API of one TorchServe instance (synchronous calls only)."""
+
+    server: TorchServe
+    timeout: float = 300  # registering a model waits for its workers
+
+    def _call(self, method: str, path: str, **params: Any) -> Any:
+        url = self.server.url("management", path)
+        try:
+            response = requests.request(
+                method,
+                url,
+                params=params or None,
+                headers=self.server.auth("management"),
+                timeout=self.timeout,
+            )
+        except requests.ConnectionError:
+            raise ManagementError(
+                f"cannot reach TorchServe at {url} (not running? `make serve`)"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            message = " ".join(str(message).split())  # one line
+            raise ManagementError(f"{method} {path}: {response.status_code} {message}")
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def list_models(self) -> list[dict[str, str]]:
+        """[{"modelName", "modelUrl"}] of every registered model (default versions)."""
+        return self._call("GET", "/models", limit=1000)["models"]
+
+    def describe(self, name: str, version: str | None = None, customized: bool = False) -> list:
+        """One entry per version ("all"), or of `version`, or of the default version."""
+        path = f"/models/{name}" + (f"/{version}" if version else "")
+        return self._call("GET", path, **({"customized": "true"} if customized else {}))
+
+    def versions(self, name: str) -> list[str]:
+        return [entry["modelVersion"] for entry in self.describe(name, "all")]
+
+    def default_version(self, name: str) -> str:
+        return self.describe(name)[0]["modelVersion"]
+
+    def register(self, archive: str, name: str | None = None, workers: int = 1) -> str:
+        """Register a .mar of the model store and wait until its workers are up."""
+        params = {"url": archive, "initial_workers": workers, "synchronous": "true"}
+        if name:
+            params["model_name"] = name
+        return self._call("POST", "/models", **params)["status"]
+
+    def scale(self, name: str, min_workers: int, max_workers: int, version: str | None = None):
+        path = f"/models/{name}" + (f"/{version}" if version else "")
+        params = {"min_worker": min_workers, "max_worker": max_workers, "synchronous": "true"}
+        return self._call("PUT", path, **params)["status"]
+
+    def set_default(self, name: str, version: str) -> str:
+        """Make `version` the default and record its archive, so that a restart serves it."""
+        status = self._call("PUT", f"/models/{name}/{version}/set-default")["status"]
+        archive = self.describe(name, version)[0]["modelUrl"]
+        self.server.record_default(name, archive)
+        return status
+
+    def unregister(self, name: str, version: str | None = None) -> str:
+        path = f"/models/{name}" + (f"/{version}" if version else "")
+        return self._call("DELETE", path)["status"]
+
+
+def summary(entry: dict[str, Any]) -> str:
+    """A describe entry as a few readable lines."""
+    workers = ", ".join(f"{w['id']} {w['status']} pid {w.get('pid')}" for w in entry["workers"])
+    lines = [
+        f"{entry['modelName']} version {entry['modelVersion']} ({entry['modelUrl']})",
+        f"  workers {entry['minWorkers']}-{entry['maxWorkers']}: {workers or 'none'}",
+        f"  batchSize {entry['batchSize']}, maxBatchDelay {entry['maxBatchDelay']} ms, "
+        f"responseTimeout {entry.get('responseTimeout')} s",
+    ]
+    custom = entry.get("customizedMetadata")
+    if isinstance(custom, str):  # TorchServe passes it through as a string when not JSON
+        custom = json.loads(custom)
+    if custom:
+        lines.append(
+            f"  trained {custom.get('created_at')}, labels {custom.get('labels')}, "
+            f"test accuracy {custom.get('test_accuracy')}, "
+            f"train data sha256 {str(custom.get('train_file_sha256'))[:12]}"
+        )
+    return "\n".join(lines)
+
+
+def run(management: Management, args: argparse.Namespace) -> None:
+    if args.command == "list":
+        for model in management.list_models():
+            name = model["modelName"]
+            print(
+                f"{name}\tdefault {management.default_version(name)}\tversions "
+                f"{', '.join(management.versions(name))}"
+            )
+    elif args.command == "describe":
+        versions = management.versions(args.model) if args.version == "all" else [args.version]
+        # TorchServe asks the handler for its metadata only when one version is named.
+        entries = [management.describe(args.model, v, customized=True)[0] for v in versions]
+        if args.json:
+            print(json.dumps(entries, indent=2, ensure_ascii=False))
+        else:
+            default = management.default_version(args.model)
+            for entry in entries:
+                flag = " (default)" if entry["modelVersion"] == default else ""
+                print(summary(entry).replace("\n", f"{flag}\n", 1))
+    elif args.command == "register":
+        print(management.register(args.archive, args.name, args.workers))
+    elif args.command == "scale":
+        print(management.scale(args.model, args.min, args.max, args.version))
+    elif args.command == "set-default":
+        print(management.set_default(args.model, args.version))
+    elif args.command == "unregister":
+        print(management.unregister(args.model, args.version))
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    main_parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=DEFAULT_RUN_DIR,
+        help="where TorchServe was started (key file, config); default run/",
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="models, default and registered versions")
+    describe = commands.add_parser("describe", help="workers, batching, training metadata")
+    describe.add_argument("model")
+    describe.add_argument("version", nargs="?", default="all")
+    describe.add_argument("--json", action="store_true", help="TorchServe's answer as is")
+    register = commands.add_parser("register", help="a .mar from the model store")
+    register.add_argument(
+        "archive", help="file name in the model store, e.g. sentiment_fast_v2.mar"
+    )
+    register.add_argument("--name", help="model name (default: the archive's)")
+    register.add_argument("--workers", type=int, default=1)
+    scale = commands.add_parser("scale", help="set min/max workers and wait")
+    scale.add_argument("model")
+    scale.add_argument("--min", type=int, required=True)
+    scale.add_argument("--max", type=int, required=True)
+    scale.add_argument("--version")
+    default = commands.add_parser("set-default", help="serve this version on /predictions/<m>")
+    default.add_argument("model")
+    default.add_argument("version")
+    unregister = commands.add_parser("unregister", help="remove a version (or the model)")
+    unregister.add_argument("model")
+    unregister.add_argument("version", nargs="?")
+    return main_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        run(Management(TorchServe.attach(args.run_dir)), args)
+    except ManagementError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

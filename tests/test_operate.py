@@ -1,0 +1,258 @@
+"""Operating a running TorchServe: management CLI, rollout under traffic, failed rollout,
+restart, metrics and gRPC.
+
+The rollout tests get their own TorchServe (sentiment_fast only) because they change which
+version serves; they run in file order: rollout -> failed rollout -> restart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+import requests
+
+from scripts import grpc_client, manage
+from scripts import rollout as rollout_cli
+from scripts.build_archive import MODELS, build_archive
+from scripts.manage import Management
+from scripts.rollout import next_version, rollout
+from scripts.server import DEFAULTS_FILE, Ports, TorchServe
+from tests.conftest import running
+
+MODEL = "sentiment_fast"
+PROBE = "정말 재밌게 잘봤습니다! 배우들 연기도 좋고"
+BOTH = pytest.mark.parametrize("model", list(MODELS))
+
+
+def answer(server: TorchServe, text: str = PROBE, model: str = MODEL, version: str = "") -> dict:
+    url = server.url("inference", f"/predictions/{model}" + (f"/{version}" if version else ""))
+    headers = {**server.auth("inference"), "Content-Type": "text/plain"}
+    response = requests.post(url, data=text.encode(), headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --------------------------------------------------------------------------- no server
+
+
+def test_next_version_is_above_registered_versions_and_built_archives(tmp_path: Path):
+    assert next_version(["1.0"], tmp_path, MODEL) == 2
+    assert next_version(["3.0", "10.0", "2.0"], tmp_path, MODEL) == 11
+    for name in ("sentiment_fast_v4.mar", "sentiment_fast_vx.mar", "sentiment_bert_v9.mar"):
+        (tmp_path / name).touch()
+    assert next_version(["1.0"], tmp_path, MODEL) == 5
+
+
+def test_attach_and_recorded_defaults_drive_the_next_start(tmp_path: Path):
+    store = tmp_path / "store"
+    store.mkdir()
+    server = TorchServe(
+        run_dir=tmp_path / "run",
+        ports=Ports.free(),
+        model_store=store,
+        models=("sentiment_fast", "sentiment_bert"),
+    )
+    server.run_dir.mkdir()
+    assert "load_models=sentiment_fast=sentiment_fast.mar," in server.render_config().read_text()
+    server.record_default("sentiment_fast", "sentiment_fast_v3.mar")
+    config = server.render_config().read_text()
+    assert (
+        "load_models=sentiment_fast=sentiment_fast_v3.mar,sentiment_bert=sentiment_bert.mar"
+        in config
+    )
+    attached = TorchServe.attach(server.run_dir)
+    assert (attached.ports, attached.models) == (server.ports, server.models)
+    assert attached.model_store == store.resolve()
+
+
+# --------------------------------------------------------------------------- own server
+
+
+@pytest.fixture(scope="module")
+def ops_server(
+    fast_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TorchServe]:
+    """sentiment_fast 1.0 alone, in its own model store (rollouts add archives to it)."""
+    store = tmp_path_factory.mktemp("ops_store")
+    build_archive(MODELS[MODEL], fast_artifacts, store)
+    with running(store, [MODEL], "ts-ops-") as server:
+        yield server
+
+
+def cli(module, server: TorchServe, *args: str) -> int:
+    return module.main(["--run-dir", str(server.run_dir), *args])
+
+
+def test_manage_cli(ops_server: TorchServe, capsys):
+    assert cli(manage, ops_server, "list") == 0
+    assert capsys.readouterr().out.split("\t")[:2] == [MODEL, "default 1.0"]
+    assert cli(manage, ops_server, "describe", MODEL) == 0
+    out = capsys.readouterr().out
+    assert "version 1.0 (sentiment_fast.mar) (default)" in out and "READY" in out
+    assert "labels ['negative', 'positive']" in out and "test accuracy 0." in out
+    assert cli(manage, ops_server, "scale", MODEL, "--min", "2", "--max", "2") == 0
+    assert len(Management(ops_server).describe(MODEL)[0]["workers"]) == 2
+    assert cli(manage, ops_server, "scale", MODEL, "--min", "1", "--max", "1") == 0
+    capsys.readouterr()
+    assert cli(manage, ops_server, "describe", "no_such_model") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "404" in err and err.count("\n") == 1
+
+
+ROLLED: dict = {}
+
+
+def test_rollout_under_traffic_fails_no_request_and_switches(
+    ops_server: TorchServe, nsmc_dir: Path, tmp_path: Path
+):
+    """4 clients stream requests to the unversioned endpoint through a whole rollout."""
+    before = answer(ops_server)
+    stop = threading.Event()
+    seen: list[list[dict]] = [[] for _ in range(4)]
+    failures: list[str] = []
+
+    def client(answers: list[dict]) -> None:
+        url = ops_server.url("inference", f"/predictions/{MODEL}")
+        headers = {**ops_server.auth("inference"), "Content-Type": "text/plain"}
+        while not stop.is_set():
+            try:
+                response = requests.post(url, data=PROBE.encode(), headers=headers, timeout=30)
+            except requests.RequestException as err:
+                failures.append(repr(err))
+                continue
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.text[:100]}")
+            else:
+                answers.append(response.json())
+
+    threads = [threading.Thread(target=client, args=(answers,)) for answers in seen]
+    for thread in threads:
+        thread.start()
+    try:
+        # Trained on a different (smaller) slice than 1.0: the probe's probabilities differ.
+        done = rollout(
+            ops_server,
+            MODEL,
+            nsmc_dir,
+            max_rows=3_000,
+            min_accuracy=0.7,
+            smoke_rows=500,
+            build_dir=tmp_path,
+        )
+        after = answer(ops_server)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    ROLLED.update(before=before, after=after)
+    total = sum(map(len, seen)) + len(failures)
+    print(f"rollout {done.seconds}; {total} requests during it, {len(failures)} failed")
+    assert failures == []
+    assert (done.old_version, done.new_version) == ("1.0", "2.0")
+    assert before != after
+    assert answer(ops_server, version="2.0") == after
+    for answers in seen:  # each client: old answers, then new ones, nothing else
+        assert answers and all(a in (before, after) for a in answers)
+        switch = answers.index(after) if after in answers else len(answers)
+        assert all(a == before for a in answers[:switch])
+        assert all(a == after for a in answers[switch:])
+    assert any(before in answers for answers in seen), "no request was served by 1.0"
+    management = Management(ops_server)
+    assert management.versions(MODEL) == ["2.0"]
+    custom = management.describe(MODEL, "2.0", customized=True)[0]["customizedMetadata"]
+    assert custom["model_version"] == "2.0" and custom["train_rows"] == 3_000
+    assert json.loads((ops_server.model_store / DEFAULTS_FILE).read_text()) == {
+        MODEL: "sentiment_fast_v2.mar"
+    }
+
+
+def test_failed_rollout_leaves_old_version_serving(
+    ops_server: TorchServe, nsmc_dir: Path, fast_artifacts: Path, capsys
+):
+    code = cli(
+        rollout_cli,
+        ops_server,
+        MODEL,
+        "--data-dir",
+        str(nsmc_dir),
+        "--model-dir",
+        str(fast_artifacts),
+        "--min-accuracy",
+        "0.999",
+        "--smoke-rows",
+        "300",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "rollout failed at step 'smoke test'" in err and "2.0 is still the default" in err
+    assert Management(ops_server).versions(MODEL) == ["2.0"]  # 3.0 was unregistered again
+    assert not (ops_server.model_store / "sentiment_fast_v3.mar").exists()
+    assert answer(ops_server) == ROLLED["after"]
+
+
+def test_restart_serves_the_rolled_out_version(ops_server: TorchServe):
+    ops_server.stop()
+    ops_server.start()
+    ops_server.wait_ready(timeout=180)
+    description = Management(ops_server).describe(MODEL, "all")
+    assert [(d["modelVersion"], d["modelUrl"]) for d in description] == [
+        ("2.0", "sentiment_fast_v2.mar")
+    ]
+    assert answer(ops_server) == ROLLED["after"]
+
+
+# --------------------------------------------------------------------------- shared server
+
+
+def test_metrics_show_frontend_and_handler_metrics(server: TorchServe):
+    headers = {**server.auth("inference"), "Content-Type": "application/json"}
+    url = server.url("inference", f"/predictions/{MODEL}")
+    requests.post(url, data=json.dumps({"text": ["좋다", "별로"]}), headers=headers, timeout=30)
+    requests.post(url, data=b'{"text": []}', headers=headers, timeout=30)
+    text = requests.get(server.url("metrics", "/metrics"), timeout=10).text
+
+    def value(name: str, label: str) -> float:
+        pattern = rf'^{name}\{{[^}}]*{label}="{MODEL}"[^}}]*\}} ([0-9.eE+-]+)$'
+        return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+    for name in (
+        "ts_inference_requests_total",
+        "ts_inference_latency_microseconds",
+        "ts_queue_latency_microseconds",
+    ):
+        assert value(name, "model_name") > 0, name
+    for name in (
+        "SentimentBatchSize_count",
+        "SentimentPreprocessSeconds_count",
+        "SentimentInferenceSeconds_sum",
+        "SentimentTexts",
+        "SentimentRequests",
+    ):
+        assert value(name, "ModelName") > 0, name
+    assert value("SentimentTexts", "ModelName") >= 2
+    assert re.search(r'^SentimentRejected\{[^}]*Reason="EmptyList"[^}]*\} [1-9]', text, re.M)
+
+
+@BOTH
+def test_grpc_answers_as_rest_does(server: TorchServe, model: str):
+    for body in (PROBE.encode(), json.dumps({"text": [PROBE, "최악의 영화"]}).encode()):
+        over_grpc = grpc_client.predict(server, model, body)
+        headers = {**server.auth("inference"), "Content-Type": "application/json"}
+        if not body.startswith(b"{"):
+            headers["Content-Type"] = "text/plain"
+        url = server.url("inference", f"/predictions/{model}")
+        over_rest = requests.post(url, data=body, headers=headers, timeout=30).json()
+        assert over_grpc == over_rest
+
+
+def test_grpc_without_key_is_refused(server: TorchServe):
+    keyless = TorchServe(run_dir=server.run_dir / "nowhere", ports=server.ports)
+    with pytest.raises(grpc.RpcError) as refused:
+        grpc_client.predict(keyless, MODEL, PROBE.encode())
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
