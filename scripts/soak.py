@@ -256,12 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = Path(tempfile.mkdtemp(prefix="ts-soak-"))
             server = TorchServe(run_dir=run_dir, ports=Ports.free(),
                                 model_store=args.model_store, models=DEFAULT_MODELS)  # fmt: skip
-            server.start()
-            try:
-                server.wait_ready(timeout=300)
+            with server.running(timeout=300):
                 report = soak(server, **options)
-            finally:
-                server.stop()
     except (ServerError, OSError, requests.RequestException) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

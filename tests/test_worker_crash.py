@@ -6,17 +6,16 @@ Runs its own TorchServe (sentiment_fast only) so the session server's workers st
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from scripts.server import Ports, TorchServe
+from scripts.server import TorchServe
 from scripts.soak import Traffic, processes
+from tests.conftest import local_server
 
 MODEL = "sentiment_fast"
 RECOVERY_LIMIT_S = 10  # the bound, from the kill to the first answer after it
@@ -24,16 +23,8 @@ RECOVERY_LIMIT_S = 10  # the issue's bound, from the kill to the first answer af
 
 @pytest.fixture(scope="module")
 def own_server(model_store: Path) -> Iterator[TorchServe]:
-    run_dir = Path(tempfile.mkdtemp(prefix="ts-crash-"))
-    instance = TorchServe(run_dir=run_dir, ports=Ports.free(), model_store=model_store,
-                          models=(MODEL,))  # fmt: skip
-    instance.start()
-    try:
-        instance.wait_ready(timeout=180)
+    with local_server(model_store, [MODEL], "ts-crash-") as instance:
         yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_killed_worker_is_replaced(own_server: TorchServe):
