@@ -189,7 +189,7 @@ class Report:
         return [label for label, pid in self.pids_start.items() if self.pids_end.get(label) != pid]
 
     def growth(self, label: str) -> float:
-        return self.rss_end.get(label, 0) / self.rss_start[label] - 1
+        return self.rss_end.get(label, 0) / max(1, self.rss_start[label]) - 1
 
     @property
     def ok(self) -> bool:

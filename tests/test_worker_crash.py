@@ -47,7 +47,10 @@ def test_killed_worker_is_replaced(own_server: TorchServe):
     print(f"worker {old_pid} killed: {len(failed)} of {len(after)} requests in flight or sent "
           f"after it failed ({sorted({o.status for o in failed})}); first success after "
           f"{recovery:.1f} s")  # fmt: skip
-    assert recovery < RECOVERY_LIMIT_S
+    assert recovery < RECOVERY_LIMIT_S, (
+        f"first success {recovery:.1f} s after the kill (load average {os.getloadavg()[0]:.1f}: "
+        "the new worker's torch import and model load are most of it)"
+    )
     assert all(o.started < killed_at + recovery for o in failed), "failures after recovery"
     new_pid = processes(own_server)[f"{MODEL} worker"]
     assert new_pid != old_pid and own_server.model_status(MODEL) == ["READY"]
