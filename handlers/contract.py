@@ -114,8 +114,8 @@ def _body_of(request: Mapping[str, Any], content_type: str | None) -> Any:
 
 
 def _decode_bytes(raw: bytes | bytearray) -> str:
-    try:
-        return bytes(raw).decode("utf-8")
+    try:  # utf-8-sig: a leading byte-order mark (Notepad, PowerShell) is not part of the text
+        return bytes(raw).decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise RequestError(
             "InvalidUTF8", f"the body is not valid UTF-8 (byte {err.start}: {err.reason})"
@@ -127,28 +127,32 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise RequestError("InvalidJSON", "the JSON body is nested too deeply") from None
-    except ValueError as err:
+    except json.JSONDecodeError as err:
         raise RequestError("InvalidJSON", f"the body is not valid JSON: {err}") from None
+    except ValueError:  # Python refuses integers of over 4,300 digits
+        raise RequestError("InvalidJSON", "a number in the JSON body has too many digits") from None
 
 
-def _payload(body: Any, content_type: str | None) -> Any:
-    """The body as TorchServe parsed it, or as we parse it where TorchServe gave up.
+def _payload(body: Any, content_type: str | None) -> tuple[Any, bool]:
+    """The body as TorchServe parsed it, or as we parse it where TorchServe gave up; is it JSON?
 
     TorchServe hands over bytes when its own JSON or UTF-8 decoding failed, or
     for content types it does not decode (octet-stream, JSON with a charset).
+    A str is raw text, unless the request declared JSON: then it was a JSON
+    string (`"..."`), which is not an object either.
     """
-    if not isinstance(body, (bytes, bytearray)):
-        return body
-    text = _decode_bytes(body)
     declared_json = (content_type or "").split(";")[0].strip().lower() == JSON_CONTENT_TYPE
+    if not isinstance(body, (bytes, bytearray)):
+        return body, declared_json or not isinstance(body, str)
+    text = _decode_bytes(body)
     if declared_json:
-        return _parse_json(text)
+        return _parse_json(text), True
     if text.lstrip().startswith("{"):
         try:  # JSON sent without its content type (e.g. curl --data-binary)
-            return _parse_json(text)
+            return _parse_json(text), True
         except RequestError:
             pass  # a review that happens to start with "{"
-    return text
+    return text, False
 
 
 def _check_text(text: Any, limits: Limits, where: str) -> str:
@@ -166,7 +170,8 @@ def _check_text(text: Any, limits: Limits, where: str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             type(None): "null"}  # fmt: skip
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return "a number"
     return names.get(type(value), type(value).__name__)
@@ -176,8 +181,8 @@ def decode_request(
     request: Mapping[str, Any], limits: Limits, content_type: str | None = None
 ) -> ParsedRequest:
     """One TorchServe request dict -> its cleaned texts, or RequestError saying what is wrong."""
-    payload = _payload(_body_of(request, content_type), content_type)
-    if isinstance(payload, str):
+    payload, is_json = _payload(_body_of(request, content_type), content_type)
+    if isinstance(payload, str) and not is_json:
         if not payload:
             raise RequestError("EmptyBody", "the request body is empty; " + SEND_HINT)
         return ParsedRequest([_check_text(payload, limits, "the text")], is_list=False)

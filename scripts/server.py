@@ -15,14 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import requests
 
@@ -171,6 +173,7 @@ class TorchServe:
             grpc_management_port=str(self.ports.grpc_management),
             initial_worker_port=str(self.ports.worker),
             model_store=str(self.model_store.resolve()),
+            allowed_urls=self.allowed_urls(),
             load_models=",".join(f"{name}={self.default_archive(name)}" for name in self.models),
             vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
         )
@@ -178,6 +181,16 @@ class TorchServe:
             "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"
         )
         return self.config_path
+
+    def allowed_urls(self) -> str:
+        """Only file URLs inside this model store may be registered (a regex, .properties-escaped).
+
+        TorchServe copies an allowed URL into the store and runs its handler: `file://.*` would
+        let a management-key holder load an archive from anywhere on the disk, `http(s)://`
+        from anywhere at all.  Archives in the store are registered by name (`x.mar`).
+        """
+        pattern = "file://" + re.escape(str(self.model_store.resolve())) + "/[^/]+"
+        return pattern.replace("\\", "\\\\")
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -246,6 +259,16 @@ class TorchServe:
             f"models {list(self.models)} not READY after {timeout:.0f}s; "
             f"see {self.log_dir / 'model_log.log'} and {self.log_dir / 'ts_log.log'}"
         )
+
+    @contextmanager
+    def running(self, timeout: float = 180) -> Iterator["TorchServe"]:
+        """Start, wait until READY, and always stop again (tests and soak runs)."""
+        self.start()
+        try:
+            self.wait_ready(timeout=timeout)
+            yield self
+        finally:
+            self.stop()
 
     def stop(self, timeout: float = 30) -> bool:
         """Stop the instance and wait until the JVM is gone; False if nothing was running."""

@@ -78,24 +78,22 @@ def model_store(
 
 
 @contextmanager
-def running(model_store: Path, models: Sequence[str], prefix: str) -> Iterator[TorchServe]:
+def local_server(model_store: Path, models: Sequence[str], prefix: str) -> Iterator[TorchServe]:
     """A real TorchServe on free ports with its own run dir and TMPDIR; always stopped."""
     # A short path: worker unix sockets live under it and must stay under 108 bytes.
     run_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    instance = TorchServe(
-        run_dir=run_dir, ports=Ports.free(), model_store=model_store, models=tuple(models)
-    )
-    instance.start()
+    instance = TorchServe(run_dir=run_dir, ports=Ports.free(), model_store=model_store,
+                          models=tuple(models))  # fmt: skip
     try:
-        instance.wait_ready(timeout=180)
-        yield instance
+        with instance.running(timeout=180):
+            yield instance
     finally:
-        instance.stop()
         if not os.environ.get("KEEP_TS_RUN_DIR"):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def server(model_store: Path) -> Iterator[TorchServe]:
-    with running(model_store, MODELS, "ts-test-") as instance:
+    """Both models, shared by the integration tests (tests that kill workers start their own)."""
+    with local_server(model_store, tuple(MODELS), "ts-test-") as instance:
         yield instance

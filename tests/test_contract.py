@@ -139,3 +139,54 @@ def test_parser_never_fails_unexpectedly(body, content_type):
     for text in parsed.texts:
         assert text and text == clean_text(text)
         text.encode("utf-8")  # no lone surrogates reach a model
+
+
+# Any code point, surrogates, controls and format characters included: what a hostile client
+# can put in a JSON string ("\ud800") or a raw body.
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=60)
+
+
+def _outcome(request: dict, content_type: str | None) -> list[str] | str:
+    """The cleaned texts, or the error type."""
+    try:
+        return decode_request(request, LIMITS, content_type).texts
+    except RequestError as err:
+        return err.error_type
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=any_text)
+def test_every_form_of_one_text_decodes_alike(text):
+    """Raw text, JSON (parsed by TorchServe or by us, with a BOM or a charset) and a one-item
+    list give the same cleaned text, or the same error."""
+    as_json = json.dumps({"text": text}).encode()  # ensure_ascii: lone surrogates as \\udxxx
+    forms = [
+        ({"body": {"text": text}}, "application/json"),
+        ({"body": bytearray(as_json)}, "application/json; charset=utf-8"),
+        ({"body": b"\xef\xbb\xbf" + as_json}, "application/json"),
+        ({"body": bytearray(as_json)}, "application/octet-stream"),  # sniffed as JSON
+    ]
+    if text and not any("\ud800" <= char <= "\udfff" for char in text):
+        forms.append(({"body": text}, "text/plain"))  # raw UTF-8 cannot carry surrogates
+    forms.append(({"body": {"text": [text]}}, "application/json"))
+    outcomes = [_outcome(request, content_type) for request, content_type in forms]
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
+    if isinstance(outcomes[0], list):
+        assert outcomes[0] == [clean_text(text)]
+
+
+non_objects = json_values.filter(lambda value: not isinstance(value, dict))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=non_objects)
+def test_json_that_is_not_an_object_is_refused(value):
+    """Declared JSON must be an object, whether TorchServe parsed it or we did."""
+    raw = json.dumps(value).encode()
+    for request, content_type in [
+        ({"body": value}, "application/json"),
+        ({"body": bytearray(raw)}, "application/json; charset=utf-8"),
+    ]:
+        with pytest.raises(RequestError) as raised:
+            decode_request(request, LIMITS, content_type)
+        assert raised.value.error_type == "InvalidBody", raised.value.message

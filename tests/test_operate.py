@@ -23,7 +23,7 @@ from scripts.build_archive import MODELS, build_archive
 from scripts.manage import Management
 from scripts.rollout import next_version, rollout
 from scripts.server import DEFAULTS_FILE, Ports, TorchServe
-from tests.conftest import running
+from tests.conftest import local_server
 
 MODEL = "sentiment_fast"
 PROBE = "정말 재밌게 잘봤습니다! 배우들 연기도 좋고"
@@ -81,7 +81,7 @@ def ops_server(
     """sentiment_fast 1.0 alone, in its own model store (rollouts add archives to it)."""
     store = tmp_path_factory.mktemp("ops_store")
     build_archive(MODELS[MODEL], fast_artifacts, store)
-    with running(store, [MODEL], "ts-ops-") as server:
+    with local_server(store, [MODEL], "ts-ops-") as server:
         yield server
 
 
