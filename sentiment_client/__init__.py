@@ -14,6 +14,7 @@ from sentiment_client.api import (
     RequestRejected,
     SentimentClient,
     ServerUnavailable,
+    strongest,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "RequestRejected",
     "SentimentClient",
     "ServerUnavailable",
+    "strongest",
 ]

@@ -87,6 +87,14 @@ def read_key(key_file: Path) -> str | None:
         raise ConfigError(f"{key_file} has no inference key") from None
 
 
+def strongest(tokens: Sequence[dict[str, Any]], k: int) -> tuple[list[dict], list[dict]]:
+    """An explanation's k strongest tokens towards positive, and towards negative."""
+    ranked = sorted(tokens, key=lambda t: t["score"], reverse=True)
+    positive = [t for t in ranked[:k] if t["score"] > 0]
+    negative = [t for t in ranked[::-1][:k] if t["score"] < 0]
+    return positive, negative
+
+
 def _never_sent(err: requests.RequestException) -> bool:
     """True when the connection itself failed, so the server cannot have seen the request."""
     if isinstance(err, requests.ConnectTimeout):

@@ -23,7 +23,7 @@ import sys
 from contextlib import ExitStack
 from typing import Any, Sequence, TextIO
 
-from sentiment_client.api import DEFAULT_URL, ClientError, SentimentClient, model_name
+from sentiment_client.api import DEFAULT_URL, ClientError, SentimentClient, model_name, strongest
 from sentiment_client.api import ConfigError as UsageError
 
 EXIT_OK, EXIT_REFUSED_TEXTS, EXIT_USAGE = 0, 1, 2
@@ -99,10 +99,8 @@ def run_predict(client: SentimentClient, args: argparse.Namespace, out: TextIO) 
 
 def format_explanation(answer: dict[str, Any], top: int) -> str:
     """A terminal summary: the verdict, then the strongest tokens each way."""
-    tokens = sorted(answer["tokens"], key=lambda t: t["score"], reverse=True)
-    pushes = [t for t in tokens[:top] if t["score"] > 0] + [
-        t for t in tokens[::-1][:top][::-1] if t["score"] < 0 and t not in tokens[:top]
-    ]
+    positive, negative = strongest(answer["tokens"], top)
+    pushes = positive + negative[::-1]
     lines = [f"{answer['label']} ({answer['confidence']:.3f})  {answer['text']}",
              f"  scores: {answer['method']}"]  # fmt: skip
     lines += [f"  {t['score']:+8.3f}  {t['token']}" for t in pushes]
