@@ -56,6 +56,8 @@ class SentimentBertHandler(SentimentHandler):
         self.explain_method = str(config.get("explain_method", "gradient_x_input"))
         if self.explain_method not in EXPLAIN_METHODS:
             raise ValueError(f"explain_method must be one of {EXPLAIN_METHODS}")
+        if self.explain_method == "integrated_gradients":
+            import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)
         self.ig_steps = int(config.get("ig_steps", 20))
 
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:

@@ -32,9 +32,9 @@ REVIEW = "정말 재밌게 잘봤습니다! 배우들 연기도 최고"
 
 def test_highlight_colours_follow_the_scores():
     tokens = [{"token": "재밌", "score": 2.0, "spans": [[3, 5]]},
-              {"token": "최악", "score": -1.0, "spans": [[6, 8]]}]  # fmt: skip
+              {"token": "최악", "score": -1.0, "spans": [[7, 9]]}]  # fmt: skip
     text = "정말 재밌고 최악"
-    assert char_heat(text, tokens) == [0, 0, 0, 1.0, 1.0, 0, -0.5, -0.5, 0]
+    assert char_heat(text, tokens) == [0, 0, 0, 1.0, 1.0, 0, 0, -0.5, -0.5]
     html = highlight_html(text, tokens)
     assert 'class="hl pos"' in html and ">재밌</span>" in html
     assert 'class="hl neg"' in html and ">최악</span>" in html
@@ -79,7 +79,7 @@ def test_page_shows_both_verdicts_and_highlights(page_url: str):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(page_url, timeout=60_000)
-            box = page.get_by_label("Review")
+            box = page.locator("textarea")
             box.fill(REVIEW)
             box.press("Control+Enter")  # Streamlit applies a text area's value on Ctrl+Enter
             page.get_by_role("button", name="Analyze").click()

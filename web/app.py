@@ -53,10 +53,10 @@ def show_model(model: str, text: str) -> None:
         st.error(str(err))
         return
     label, confidence = prediction["label"], prediction["confidence"]
-    icon = "👍" if label == "positive" else "👎"
+    colour = "#15803d" if label == "positive" else "#b91c1c"
     st.markdown(
         f'<div class="verdict" data-model="{model}" data-label="{label}" '
-        f'style="font-size:1.6rem;font-weight:600">{icon} {label}</div>',
+        f'style="font-size:1.6rem;font-weight:600;color:{colour}">{label}</div>',
         unsafe_allow_html=True,
     )
     st.progress(confidence, text=f"confidence {confidence:.1%}")
