@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--models", nargs="+", default=["fast", "bert"])
-    parser.add_argument("--batch-size", default="64")
+    parser.add_argument("--batch-size", default="256")
     parser.add_argument("--concurrency", default="4")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ts-bench-cli-"))

@@ -198,33 +198,36 @@ class SentimentClient:
         self,
         texts: Sequence[str],
         model: str = "fast",
-        batch_size: int = 64,
+        batch_size: int = MAX_TEXTS_PER_REQUEST,
         concurrency: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Predictions for any number of texts, in order; a rejected text yields {"error": ...}.
+        """Predictions for any number of texts, in order; a refused text yields {"error": ...}.
 
-        Batches go out `concurrency` at a time so TorchServe can batch them
-        together.  A batch refused for its input (400) is re-sent text by text,
-        so one bad line costs only its own answer.
+        Texts are grouped by length within windows of 16 batches (BERT pads a
+        batch to its longest text), and `concurrency` requests are in flight so
+        TorchServe can batch them.  A batch refused for its input (400) is
+        re-sent text by text, so one bad line costs only its own answer.
         """
         if not 1 <= batch_size <= MAX_TEXTS_PER_REQUEST:
             raise ValueError(f"batch_size must be 1..{MAX_TEXTS_PER_REQUEST}")
-        batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+        window = batch_size * 16
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            window: list = []
-            for batch in batches:
-                window.append(pool.submit(self._predict_batch, batch, model))
-                if len(window) >= 2 * concurrency:
-                    yield from self._drain(window.pop(0), progress)
-            while window:
-                yield from self._drain(window.pop(0), progress)
-
-    def _drain(self, future: Any, progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
-        answers = future.result()
-        if progress:
-            progress(len(answers))
-        return answers
+            for offset in range(0, len(texts), window):
+                chunk = texts[offset : offset + window]
+                order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]))
+                groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+                futures = [
+                    pool.submit(self._predict_batch, [chunk[i] for i in group], model)
+                    for group in groups
+                ]
+                answers: list[dict[str, Any]] = [{}] * len(chunk)
+                for group, future in zip(groups, futures):
+                    for i, answer in zip(group, future.result()):
+                        answers[i] = answer
+                    if progress:
+                        progress(len(group))
+                yield from answers
 
     def _predict_batch(self, texts: Sequence[str], model: str) -> list[dict[str, Any]]:
         try:
