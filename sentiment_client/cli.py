@@ -103,7 +103,7 @@ def format_explanation(answer: dict[str, Any], top: int) -> str:
     pushes = positive + negative[::-1]
     lines = [f"{answer['label']} ({answer['confidence']:.3f})  {answer['text']}",
              f"  scores: {answer['method']}"]  # fmt: skip
-    lines += [f"  {t['score']:+8.3f}  {t['token']}" for t in pushes]
+    lines += [f"  {t['score']:+8.3f}  {t['token'].replace(' ', '␣')}" for t in pushes]
     return "\n".join(lines)
 
 

@@ -63,7 +63,9 @@ def show_model(model: str, text: str) -> None:
     st.caption(f"prediction {predict_ms:.0f} ms · explanation {explain_ms:.0f} ms (round trip)")
     st.markdown(highlight_html(why["text"], why["tokens"]), unsafe_allow_html=True)
     positive, negative = strongest(why["tokens"], 5)
-    rows = [f"`{t['score']:+.3f}` {t['token']}" for t in positive + negative[::-1]]
+    rows = [
+        f"`{t['score']:+.3f}` {t['token'].replace(' ', '␣')}" for t in positive + negative[::-1]
+    ]
     st.markdown("  \n".join(rows))
     st.caption(f"scores: {why['method']} (green: towards positive, red: towards negative)")
 
