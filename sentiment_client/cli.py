@@ -23,7 +23,14 @@ import sys
 from contextlib import ExitStack
 from typing import Any, Sequence, TextIO
 
-from sentiment_client.api import DEFAULT_URL, ClientError, SentimentClient, model_name, strongest
+from sentiment_client.api import (
+    DEFAULT_URL,
+    ClientError,
+    RequestRejected,
+    SentimentClient,
+    model_name,
+    strongest,
+)
 from sentiment_client.api import ConfigError as UsageError
 
 EXIT_OK, EXIT_REFUSED_TEXTS, EXIT_USAGE = 0, 1, 2
@@ -108,7 +115,14 @@ def format_explanation(answer: dict[str, Any], top: int) -> str:
 
 
 def run_explain(client: SentimentClient, args: argparse.Namespace, out: TextIO) -> int:
-    for answer in client.explain(args.texts, args.model):
+    try:
+        answers = client.explain(args.texts, args.model)
+    except RequestRejected as err:
+        if not err.is_input_error:
+            raise
+        print(f"error ({model_name(args.model)}): {err}", file=sys.stderr)
+        return EXIT_REFUSED_TEXTS
+    for answer in answers:
         text = json.dumps(answer, ensure_ascii=False) if args.json else format_explanation(
             answer, args.top)  # fmt: skip
         out.write(text + "\n")

@@ -76,6 +76,8 @@ def test_single_texts_and_explain(server: TorchServe):
     result = sentiment("explain", "정말 재밌게 잘봤습니다!", server=server)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("positive (") and "재밌" in result.stdout
+    result = sentiment("explain", " ", "--model", "bert", server=server)
+    assert result.returncode == 1 and "EmptyText" in result.stderr
 
 
 def test_unknown_model_exits_4(server: TorchServe):
