@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve stop status test train train-bert archive clean
+.PHONY: serve stop status test train train-bert archive clean web
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ stop: $(STAMP)
 
 status: $(STAMP)
 	@$(PY) -m scripts.server status
+
+web: $(STAMP)
+	$(PY) -m web
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

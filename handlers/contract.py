@@ -2,7 +2,10 @@
 
 A request body is raw UTF-8 text, JSON ``{"text": "..."}`` or JSON
 ``{"text": ["...", ...]}``.  A single text is answered with one prediction
-object, a list with a list of them in input order.  A KServe v1 body
+object, a list with a list of them in input order.  The same body sent to
+``/explanations/<model>`` is answered the same way with explanation objects:
+the prediction plus the tokens (n-grams, word pieces) that drove it, with
+signed scores and character spans a page can colour.  A KServe v1 body
 ``{"instances": ["..." or {"text": "..."}, ...]}`` is answered
 ``{"predictions": [...]}``, so KServe's TorchServe runtime needs no envelope
 (TorchServe's own envelopes handle one request per batch and break batching).
@@ -70,13 +73,43 @@ class ParsedRequest:
     kserve: bool = False  # a KServe v1 body: answered {"predictions": [...]}
 
 
+@dataclass(frozen=True)
+class TokenScore:
+    """One token's (or n-gram's) signed push towards "positive" (> 0) or "negative" (< 0).
+
+    `spans` are its [start, end) character offsets in the cleaned text the
+    explanation returns, so a page can colour the text itself.
+    """
+
+    token: str
+    score: float
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a model decided: `method` names how scores were computed (and so their unit).
+
+    `base` is the log-odds of "positive" the scores start from where the method
+    has a sum rule (base + all scores = the text's log-odds), else None.
+    """
+
+    method: str
+    tokens: Sequence[TokenScore]
+    base: float | None = None
+
+
 @dataclass
 class Batch:
-    """One TorchServe batch: each request parsed or rejected, texts flattened for one model call."""
+    """One TorchServe batch: each request parsed or rejected, texts flattened for one model call.
+
+    `explanations` is aligned with `texts`: None where the request only asked for a prediction.
+    """
 
     requests: list[ParsedRequest | RequestError]
     texts: list[str] = field(default_factory=list)
     probabilities: Sequence[Sequence[float]] = ()
+    explanations: Sequence[Explanation | None] = ()
 
     @property
     def rejected(self) -> list[RequestError]:
@@ -266,21 +299,41 @@ def encode_prediction(probabilities: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def encode_explanation(
+    probabilities: Sequence[float], text: str, explanation: Explanation
+) -> dict[str, Any]:
+    """The prediction for one text plus its scored tokens (the /explanations answer)."""
+    tokens = [
+        {"token": t.token, "score": round(float(t.score), 6), "spans": [list(s) for s in t.spans]}
+        for t in explanation.tokens
+    ]
+    base = None if explanation.base is None else round(float(explanation.base), 6)
+    return {**encode_prediction(probabilities), "text": text, "method": explanation.method,
+            "base": base, "tokens": tokens}  # fmt: skip
+
+
 def encode_batch(batch: Batch) -> list[Response]:
     """Exactly one response per request, in order, slicing the flat model output back apart."""
     if len(batch.probabilities) != len(batch.texts):
         raise ValueError(
             f"model returned {len(batch.probabilities)} rows for {len(batch.texts)} texts"
         )
+    if batch.explanations and len(batch.explanations) != len(batch.texts):
+        raise ValueError(f"{len(batch.explanations)} explanations for {len(batch.texts)} texts")
     responses = []
     offset = 0
     for request in batch.requests:
         if isinstance(request, RequestError):
             responses.append(Response(request.code, request.to_json()))
             continue
-        rows = batch.probabilities[offset : offset + len(request.texts)]
-        offset += len(request.texts)
-        predictions = [encode_prediction(row) for row in rows]
+        end = offset + len(request.texts)
+        rows = batch.probabilities[offset:end]
+        explanations = batch.explanations[offset:end] or [None] * len(rows)
+        offset = end
+        predictions = [
+            encode_prediction(row) if why is None else encode_explanation(row, text, why)
+            for row, text, why in zip(rows, request.texts, explanations)
+        ]
         body: Any = predictions if request.is_list else predictions[0]
         if request.kserve:
             body = {"predictions": predictions}

@@ -19,7 +19,14 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.artifacts import load_verified_metadata
-from handlers.contract import Batch, Limits, decode_batch, encode_batch
+from handlers.contract import (
+    Batch,
+    Explanation,
+    Limits,
+    ParsedRequest,
+    decode_batch,
+    encode_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,10 @@ class SentimentHandler(BaseHandler, ABC):
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
         """Cleaned texts -> one (p_negative, p_positive) row per text."""
 
+    def explain_texts(self, texts: list[str]) -> list[Explanation]:
+        """Cleaned texts -> the tokens that pushed each towards its label (`/explanations`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain its predictions")
+
     def _content_type(self, idx: int) -> str | None:
         """The body's content type (a per-parameter header), else the request's own header."""
         headers = self.context.get_all_request_header(idx)
@@ -75,12 +86,35 @@ class SentimentHandler(BaseHandler, ABC):
         self._seconds = {"Preprocess": time.perf_counter() - started}
         return batch
 
+    def _wants_explanation(self, batch: Batch) -> list[bool]:
+        """Per text: did its request come to /explanations (TorchServe's "explain" header)?"""
+        wanted = []
+        for idx, request in enumerate(batch.requests):
+            if not isinstance(request, ParsedRequest):
+                continue
+            flag = self.context.get_request_header(idx, "explain") == "True"
+            wanted.extend([flag] * len(request.texts))
+        return wanted
+
     def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
         started = time.perf_counter()
         if batch.texts:
             batch.probabilities = self.predict_proba(batch.texts)
+            wanted = self._wants_explanation(batch)
+            if any(wanted):
+                explained = iter(self.explain_texts([t for t, w in zip(batch.texts, wanted) if w]))
+                batch.explanations = [next(explained) if w else None for w in wanted]
         self._seconds["Inference"] = time.perf_counter() - started
         return batch
+
+    def explain_handle(self, data_preprocess: Batch, raw_data: Any) -> list[str]:
+        """What BaseHandler.handle calls when the batch's *first* request is an explanation.
+
+        TorchServe batches /predictions and /explanations requests together and
+        looks only at request 0, so both paths go through the same per-request
+        decision in `inference`: every request gets what it asked for.
+        """
+        return self.postprocess(self.inference(data_preprocess))
 
     def postprocess(self, batch: Batch) -> list[str]:
         responses = encode_batch(batch)

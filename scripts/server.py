@@ -252,8 +252,8 @@ class TorchServe:
             try:
                 if all("READY" in self.model_status(name) for name in self.models):
                     return time.monotonic() - started
-            except requests.RequestException:
-                pass  # not listening yet
+            except (requests.RequestException, ValueError):
+                pass  # not listening yet, or key_file.json half written
             time.sleep(0.5)
         raise ServerError(
             f"models {list(self.models)} not READY after {timeout:.0f}s; "

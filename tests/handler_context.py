@@ -25,19 +25,29 @@ def make_context(model_name: str, model_dir: Path, config_yaml: Path | None = No
                    metrics=metrics, model_yaml_config=config)  # fmt: skip
 
 
-def _headers(request: dict, content_type: str | None) -> RequestProcessor:
-    """As the worker builds them: per-parameter content types, plus the HTTP headers."""
+def _headers(request: dict, content_type: str | None, explain: bool = False) -> RequestProcessor:
+    """As the worker builds them: per-parameter content types, plus the HTTP headers.
+
+    `explain`: the header TorchServe's frontend adds to requests sent to /explanations.
+    """
     headers: dict = {"Content-Type": content_type} if content_type else {}
+    if explain:
+        headers["explain"] = "True"
     headers.update({name: {"content-type": content_type} for name in request})
     return RequestProcessor(headers)
 
 
 def run_batch(
-    handler: Any, context: Context, requests: Sequence[tuple[dict, str | None]]
+    handler: Any,
+    context: Context,
+    requests: Sequence[tuple[dict, str | None]],
+    explain: Sequence[bool] = (),
 ) -> list[tuple[int, str, str | None]]:
     """Send one batch through handler.handle; (status, body, content type) per request."""
+    flags = list(explain) or [False] * len(requests)
     context.request_processor = [
-        _headers(request, content_type) for request, content_type in requests
+        _headers(request, content_type, flag)
+        for (request, content_type), flag in zip(requests, flags)
     ]
     context.request_ids = {idx: f"req-{idx}" for idx in range(len(requests))}
     context.metrics.request_ids = context.request_ids

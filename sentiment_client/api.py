@@ -1,0 +1,248 @@
+"""SentimentClient: batches, the key file, safe retries and one-line errors.
+
+Retries are limited to what cannot double-count or hide a caller's mistake:
+a connection that was never made (nothing was sent), and TorchServe's 503/507
+(no worker free, queue full: the request was not run).  A 4xx is never
+retried, except once after a key mismatch when TorchServe has written new
+keys since the client read them (a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_RUN_DIR = Path("run")  # where `make serve` starts TorchServe and it writes key_file.json
+MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert"}
+MAX_TEXTS_PER_REQUEST = 256  # handlers/contract.py Limits.max_texts, model-config.yaml
+RETRY_STATUSES = (503, 507)
+AUTH_ERRORS = ("InvalidKeyException",)  # TorchServe answers a wrong key with 400 or 401
+
+
+class ClientError(RuntimeError):
+    """Anything the caller should see as one line; `exit_code` is the CLI's."""
+
+    exit_code = 3
+
+
+class ConfigError(ClientError):
+    """The caller's setup is wrong (a key file that cannot be read, bad arguments)."""
+
+    exit_code = 2
+
+
+class ServerUnavailable(ClientError):
+    """TorchServe could not be reached, timed out, or kept failing (5xx) after retries."""
+
+    exit_code = 3
+
+
+class RequestRejected(ClientError):
+    """TorchServe refused the request: unknown model, bad key, or input it will not take."""
+
+    exit_code = 4
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(f"TorchServe answered {status} {error_type}: {message}")
+        self.status = status
+        self.error_type = error_type
+        self.error_message = message
+
+    @property
+    def is_input_error(self) -> bool:
+        """The texts were refused (the handler's 400), not the key or the model."""
+        return self.status in (400, 413) and self.error_type not in AUTH_ERRORS
+
+    def as_line(self) -> dict[str, Any]:
+        """What predict_many yields in place of a refused text's prediction."""
+        return {"error": {"code": self.status, "type": self.error_type,
+                          "message": self.error_message}}  # fmt: skip
+
+
+def model_name(model: str) -> str:
+    """'fast' / 'bert' -> the registered name; any other name (a new version) as given."""
+    return MODEL_ALIASES.get(model, model)
+
+
+def read_key(key_file: Path) -> str | None:
+    """The inference key TorchServe wrote at its last start, or None without a key file."""
+    try:
+        keys = json.loads(key_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read the TorchServe key file {key_file}: {err}") from None
+    try:
+        return str(keys["inference"]["key"])
+    except (KeyError, TypeError):
+        raise ConfigError(f"{key_file} has no inference key") from None
+
+
+def strongest(tokens: Sequence[dict[str, Any]], k: int) -> tuple[list[dict], list[dict]]:
+    """An explanation's k strongest tokens towards positive, and towards negative."""
+    ranked = sorted(tokens, key=lambda t: t["score"], reverse=True)
+    positive = [t for t in ranked[:k] if t["score"] > 0]
+    negative = [t for t in ranked[::-1][:k] if t["score"] < 0]
+    return positive, negative
+
+
+def _never_sent(err: requests.RequestException) -> bool:
+    """True when the connection itself failed, so the server cannot have seen the request."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    reason = err.args[0] if err.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
+def _error_of(response: requests.Response) -> tuple[str, str]:
+    """(type, message) from TorchServe's JSON error body, or the raw text."""
+    try:
+        body = response.json()
+        return str(body.get("type", response.reason)), str(body.get("message", body))
+    except (ValueError, AttributeError):
+        return response.reason or "Error", response.text.strip()[:300] or "(empty body)"
+
+
+class SentimentClient:
+    """Predictions and explanations from the project's TorchServe inference API."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        run_dir: str | os.PathLike | None = None,
+        key: str | None = None,
+        key_file: str | os.PathLike | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+    ) -> None:
+        """`key`, else the key in `key_file`, else in `<run_dir>/key_file.json` (default run/)."""
+        self.base_url = base_url.rstrip("/")
+        self.key_file = Path(key_file or Path(run_dir or DEFAULT_RUN_DIR) / "key_file.json")
+        self.fixed_key = key
+        self.key = key or read_key(self.key_file)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _reload_key(self) -> bool:
+        """Re-read the key file after a key error; True if it now holds a different key."""
+        if self.fixed_key:
+            return False
+        fresh = read_key(self.key_file)
+        changed, self.key = fresh != self.key, fresh
+        return changed
+
+    def _post(self, path: str, texts: Sequence[str]) -> list[dict[str, Any]]:
+        url = f"{self.base_url}{path}"
+        body = json.dumps({"text": list(texts)}, ensure_ascii=False).encode("utf-8")
+        reloaded = False
+        for attempt in range(self.retries + 1):
+            headers = {"Content-Type": "application/json"}
+            if self.key:
+                headers["Authorization"] = f"Bearer {self.key}"
+            try:
+                response = self._session().post(url, data=body, headers=headers,
+                                                 timeout=self.timeout)  # fmt: skip
+            except requests.RequestException as err:
+                if _never_sent(err) and attempt < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                raise ServerUnavailable(f"cannot reach TorchServe at {self.base_url}: "
+                                        f"{type(err).__name__}") from None  # fmt: skip
+            if response.status_code == 200:
+                return response.json()
+            error_type, message = _error_of(response)
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+                continue
+            if error_type in AUTH_ERRORS and not reloaded and self._reload_key():
+                reloaded = True  # TorchServe restarted and wrote new keys: nothing was run
+                continue
+            if error_type in AUTH_ERRORS:
+                message += f" (key from {self.key_file}; TorchServe writes new keys at each start)"
+            if response.status_code >= 500:
+                raise ServerUnavailable(f"TorchServe answered {response.status_code} "
+                                        f"{error_type}: {message}")  # fmt: skip
+            raise RequestRejected(response.status_code, error_type, message)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ API
+
+    def predict(self, texts: Sequence[str], model: str = "fast") -> list[dict[str, Any]]:
+        """One prediction per text (at most MAX_TEXTS_PER_REQUEST), in order."""
+        return self._post(f"/predictions/{model_name(model)}", texts)
+
+    def explain(self, texts: Sequence[str], model: str = "fast") -> list[dict[str, Any]]:
+        """Prediction plus scored tokens per text (TorchServe's explanations API)."""
+        return self._post(f"/explanations/{model_name(model)}", texts)
+
+    def predict_many(
+        self,
+        texts: Sequence[str],
+        model: str = "fast",
+        batch_size: int = MAX_TEXTS_PER_REQUEST,
+        concurrency: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Predictions for any number of texts, in order; a refused text yields {"error": ...}.
+
+        Texts are grouped by length within windows of 16 batches (BERT pads a
+        batch to its longest text), and `concurrency` requests are in flight so
+        TorchServe can batch them.  A batch refused for its input (400) is
+        re-sent text by text, so one bad line costs only its own answer.
+        """
+        if not 1 <= batch_size <= MAX_TEXTS_PER_REQUEST:
+            raise ValueError(f"batch_size must be 1..{MAX_TEXTS_PER_REQUEST}")
+        window = batch_size * 16
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            for offset in range(0, len(texts), window):
+                chunk = texts[offset : offset + window]
+                order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]))
+                groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+                futures = [
+                    pool.submit(self._predict_batch, [chunk[i] for i in group], model)
+                    for group in groups
+                ]
+                answers: list[dict[str, Any]] = [{}] * len(chunk)
+                for group, future in zip(groups, futures):
+                    for i, answer in zip(group, future.result()):
+                        answers[i] = answer
+                    if progress:
+                        progress(len(group))
+                yield from answers
+
+    def _predict_batch(self, texts: Sequence[str], model: str) -> list[dict[str, Any]]:
+        try:
+            return self.predict(texts, model)
+        except RequestRejected as err:
+            if not err.is_input_error:
+                raise
+            if len(texts) == 1:
+                return [err.as_line()]
+        answers = []
+        for text in texts:  # find the text(s) TorchServe refused; answer the others
+            try:
+                answers.extend(self.predict([text], model))
+            except RequestRejected as err:
+                if not err.is_input_error:
+                    raise
+                answers.append(err.as_line())
+        return answers

@@ -1,0 +1,166 @@
+"""Explanations: the scores relate to the prediction, and /explanations serves them.
+
+In-process through TorchServe's Context (handler level), then through a real
+TorchServe (`server` fixture) for both models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from handlers.bert_handler import SentimentBertHandler
+from handlers.contract import Explanation
+from handlers.fast_handler import SentimentFastHandler
+from scripts.build_archive import BERT_CHECKPOINT, MODELS
+from scripts.server import TorchServe
+from tests.handler_context import make_context, run_batch
+
+POSITIVE = [
+    "정말 재밌게 잘봤습니다!",
+    "음악이 주가 된, 최고의 음악영화",
+    "배우들 연기가 훌륭하고 감동적이에요",
+]
+NEGATIVE = ["발연기 도저히 못보겠다 진짜", "돈 아깝다 최악의 영화", "지루하고 시간 낭비였다"]
+SEEDS = [(text, "positive") for text in POSITIVE] + [(text, "negative") for text in NEGATIVE]
+
+
+def load(handler_class, name: str, model_dir: Path, **overrides):
+    context = make_context(name, model_dir, MODELS[name].config_file)
+    context.model_yaml_config["handler"].update(overrides)
+    handler = handler_class()
+    handler.initialize(context)
+    return handler, context
+
+
+def log_odds(handler, text: str) -> float:
+    p_negative, p_positive = handler.predict_proba([text])[0]
+    return math.log(p_positive / p_negative)
+
+
+def without(text: str, spans) -> str:
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + text[end:]
+    return text
+
+
+def check_spans(text: str, explanation: Explanation) -> None:
+    for token in explanation.tokens:
+        assert token.spans and all(text[s:e] == token.token for s, e in token.spans)
+
+
+@pytest.fixture(scope="module")
+def fast(fast_artifacts: Path):
+    return load(SentimentFastHandler, "sentiment_fast", fast_artifacts)
+
+
+@pytest.fixture(scope="module", params=["integrated_gradients", "gradient_x_input"])
+def bert(request):
+    if not (BERT_CHECKPOINT / "metadata.json").exists():
+        pytest.skip("no committed sentiment_bert checkpoint")
+    return load(SentimentBertHandler, "sentiment_bert", BERT_CHECKPOINT,
+                explain_method=request.param)  # fmt: skip
+
+
+def test_fast_scores_are_the_naive_bayes_log_odds(fast):
+    """Prior + every n-gram's term = the model's own log-odds, exactly."""
+    handler, _ = fast
+    texts = [text for text, _ in SEEDS]
+    for text, scores in zip(texts, handler.ngram_scores(texts)):
+        assert handler.log_odds_prior + sum(scores.values()) == pytest.approx(
+            log_odds(handler, text), abs=1e-6
+        )
+
+
+@pytest.mark.parametrize("text,label", SEEDS)
+def test_fast_removing_the_top_ngram_moves_the_probability(fast, text: str, label: str):
+    """Cutting the n-gram that pushed hardest towards the label pushes the text away from it."""
+    handler, _ = fast
+    [explanation] = handler.explain_texts([text])
+    check_spans(text, explanation)
+    top = explanation.tokens[0] if label == "positive" else explanation.tokens[-1]
+    assert (top.score > 0) == (label == "positive")
+    change = log_odds(handler, without(text, top.spans)) - log_odds(handler, text)
+    assert change * top.score < 0, (top, change)
+
+
+@pytest.mark.parametrize("text,label", SEEDS)
+def test_bert_attributions_agree_with_the_prediction(bert, text: str, label: str):
+    """The label is right, scores point its way, and deleting the top token moves as scored."""
+    handler, _ = bert
+    [explanation] = handler.explain_texts([text])
+    check_spans(text, explanation)
+    before = log_odds(handler, text)
+    assert (before > 0) == (label == "positive")
+    total = sum(t.score for t in explanation.tokens)
+    if explanation.base is None:  # gradient x input: only the sum's sign is promised
+        assert (total > 0) == (before > 0)
+        return  # its top token failed the deletion check below on the first seed (why IG serves)
+    # integrated gradients: base + scores = the log-odds (the sum rule)
+    assert explanation.base + total == pytest.approx(before, abs=0.1)
+    top = max(explanation.tokens, key=lambda t: abs(t.score))
+    change = log_odds(handler, without(text, top.spans)) - before
+    assert change * top.score < 0, (top, change)
+
+
+def test_explain_and_predict_requests_share_a_batch(fast):
+    """TorchServe batches /predictions and /explanations together: each gets its own answer."""
+    handler, context = fast
+    good = ({"body": {"text": POSITIVE[:2]}}, "application/json")
+    bad = ({"body": {"text": []}}, "application/json")
+    results = run_batch(
+        handler, context, [good, good, bad, good], explain=[False, True, True, False]
+    )
+    statuses = [status for status, _, _ in results]
+    assert statuses == [200, 200, 400, 200]
+    predicted, explained, rejected, predicted_again = (json.loads(b) for _, b, _ in results)
+    assert predicted == predicted_again and "tokens" not in predicted[0]
+    assert [e["label"] for e in explained] == [p["label"] for p in predicted]
+    assert explained[0]["tokens"] and explained[0]["text"] == POSITIVE[0]
+    assert rejected["type"] == "EmptyList"
+
+
+# --------------------------------------------------------------------------- real TorchServe
+
+
+def explain_http(server: TorchServe, model: str, body: bytes) -> requests.Response:
+    headers = {**server.auth("inference"), "Content-Type": "application/json"}
+    url = server.url("inference", f"/explanations/{model}")
+    return requests.post(url, data=body, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_explanations_api(server: TorchServe, model: str):
+    texts = ["정말 재밌게 잘봤습니다!", "돈 아깝다 최악의 영화"]
+    response = explain_http(server, model, json.dumps({"text": texts}).encode())
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert [a["text"] for a in answers] == texts
+    for answer, text in zip(answers, texts):
+        assert answer["label"] in ("positive", "negative") and answer["method"]
+        assert answer["tokens"]
+        for token in answer["tokens"]:
+            assert all(text[s:e] == token["token"] for s, e in token["spans"])
+    bad = explain_http(server, model, b'{"text": []}')
+    assert bad.status_code == 400 and bad.json()["type"] == "EmptyList"
+
+
+def test_concurrent_explanations_and_predictions(server: TorchServe):
+    """Mixed in TorchServe's batches, every request still gets the kind of answer it asked for."""
+    headers = {**server.auth("inference"), "Content-Type": "application/json"}
+
+    def call(i: int) -> tuple[str, dict]:
+        kind = "explanations" if i % 2 else "predictions"
+        url = server.url("inference", f"/{kind}/sentiment_fast")
+        body = json.dumps({"text": f"{i}번째: 정말 재밌게 잘봤습니다!"}).encode()
+        return kind, requests.post(url, data=body, headers=headers, timeout=60).json()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(call, range(32)))
+    for kind, answer in answers:
+        assert ("tokens" in answer) == (kind == "explanations"), (kind, answer)

@@ -1,0 +1,99 @@
+"""The web page in a real browser: headless Chromium (Debian's package) drives it end to end.
+
+A real TorchServe (`server` fixture) and the page (`python -m web`, as users
+start it) on free ports; the browser types a review, presses Analyze, reads
+both verdicts and the highlighted words, and saves a screenshot to
+build/e2e/screenshot.png.  Skipped, saying why, without /usr/bin/chromium
+(`apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from scripts.server import Ports, TorchServe
+from web.render import char_heat, highlight_html
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = ROOT / "build" / "e2e" / "screenshot.png"
+REVIEW = "정말 재밌게 잘봤습니다! 배우들 연기도 최고"
+
+
+def test_highlight_colours_follow_the_scores():
+    tokens = [{"token": "재밌", "score": 2.0, "spans": [[3, 5]]},
+              {"token": "최악", "score": -1.0, "spans": [[7, 9]]}]  # fmt: skip
+    text = "정말 재밌고 최악"
+    assert char_heat(text, tokens) == [0, 0, 0, 1.0, 1.0, 0, 0, -0.5, -0.5]
+    html = highlight_html(text, tokens)
+    assert 'class="hl pos"' in html and ">재밌</span>" in html
+    assert 'class="hl neg"' in html and ">최악</span>" in html
+    assert "<script>" not in highlight_html("<script>", [])
+
+
+@pytest.fixture(scope="module")
+def page_url(server: TorchServe) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+    pytest.importorskip("playwright.sync_api", reason="pip install -r requirements.txt")
+    port = Ports.free().inference
+    env = {**os.environ, "SENTIMENT_URL": server.url("inference"),
+           "SENTIMENT_KEY_FILE": str(server.run_dir / "key_file.json")}  # fmt: skip
+    log = open(server.run_dir / "web.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "web", "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=log, stderr=log, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, (server.run_dir / "web.log").read_text()
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_page_shows_both_verdicts_and_highlights(page_url: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox"])  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(page_url, timeout=60_000)
+            box = page.locator("textarea")
+            box.fill(REVIEW)
+            box.press("Control+Enter")  # Streamlit applies a text area's value on Ctrl+Enter
+            page.get_by_role("button", name="Analyze").click()
+            verdicts = {}
+            for model in ("sentiment_fast", "sentiment_bert"):
+                verdict = page.locator(f'.verdict[data-model="{model}"]')
+                verdict.wait_for(timeout=60_000)
+                verdicts[model] = verdict.get_attribute("data-label")
+            highlighted = page.locator(".explained .hl.pos").all_inner_texts()
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert verdicts["sentiment_fast"] == "positive"  # the 20k-row test model; tiny BERT may err
+    assert verdicts["sentiment_bert"] in ("positive", "negative")
+    assert highlighted and all(word in REVIEW for word in highlighted)
+    assert any("재밌" in word or "최고" in word for word in highlighted), highlighted

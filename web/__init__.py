@@ -1,0 +1,1 @@
+"""The web page: both models side by side, with their explanations (Streamlit)."""
