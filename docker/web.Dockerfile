@@ -4,7 +4,7 @@
 #   docker build -f docker/web.Dockerfile -t nsmc-sentiment-web .
 FROM python:3.11.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 PYTHONPATH=/app
 COPY docker/constraints.txt /tmp/constraints.txt
 # Versions are pinned by docker/constraints.txt (-c), not on this line.
 # hadolint ignore=DL3013
@@ -12,8 +12,7 @@ RUN pip install -c /tmp/constraints.txt streamlit requests \
  && rm /tmp/constraints.txt \
  && useradd --create-home --uid 1000 --shell /usr/sbin/nologin web
 WORKDIR /app
-COPY handlers/ handlers/
-COPY scripts/ scripts/
+COPY sentiment_client/ sentiment_client/
 COPY web/ web/
 # The same uid as TorchServe's: its key file is readable by its owner only.
 USER 1000:1000

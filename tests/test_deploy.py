@@ -473,8 +473,6 @@ def test_copy_sources_exist_in_the_context(path: str):
             if not (ROOT / source).exists():
                 missing.append(source)
             assert not dockerignored(source, patterns), f"{source} is .dockerignored"
-    if missing == ["web/"] and path == "docker/web.Dockerfile":
-        pytest.skip("web/ (the web page, issue 7) is not in this checkout yet")
     assert not missing
 
 
