@@ -104,7 +104,10 @@ class TorchServe:
         key_file = self.run_dir / "key_file.json"
         if not key_file.exists():
             return {}
-        data = json.loads(key_file.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(key_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:  # TorchServe is still writing it
+            return {}
         return {api: entry["key"] for api, entry in data.items() if isinstance(entry, dict)}
 
     def auth(self, api: str) -> dict[str, str]:

@@ -1,0 +1,37 @@
+"""The baseline TorchServe has to beat: the seed tutorials' FastAPI app around the same model.
+
+Written the way the tutorials do it (model loaded once at import, one
+pydantic-validated POST endpoint, uvicorn with 2 workers), serving the same
+sentiment_fast artifact with the same text cleaning and answer shape, so the
+benchmark compares serving stacks and not models.  Started by scripts/bench.py:
+
+    REFERENCE_MODEL_DIR=build/sentiment_fast uvicorn benchmarks.reference_app:app \
+        --host 127.0.0.1 --port 8000 --workers 2 --no-access-log
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import joblib
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from handlers.artifacts import FAST_MODEL_FILE, load_verified_metadata
+from handlers.contract import encode_prediction
+from handlers.text import clean_text
+
+MODEL_DIR = Path(os.environ.get("REFERENCE_MODEL_DIR", "build/sentiment_fast"))
+load_verified_metadata(MODEL_DIR, [FAST_MODEL_FILE])  # joblib runs code: check the hash first
+model = joblib.load(MODEL_DIR / FAST_MODEL_FILE)
+app = FastAPI(title="sentiment reference app")
+
+
+class Review(BaseModel):
+    text: str
+
+
+@app.post("/predict")
+def predict(review: Review) -> dict:
+    return encode_prediction(model.predict_proba([clean_text(review.text)])[0])

@@ -1,0 +1,676 @@
+"""Served throughput and latency of TorchServe against the seed-style FastAPI app, with ceilings.
+
+Starts everything it measures on free ports in its own /tmp run dir: one
+TorchServe serving every variant (sentiment_fast, sentiment_bert with its
+configured batching and with batch 1, or any `--variant`), and the reference
+app (benchmarks/reference_app.py, uvicorn, 2 workers).  wrk (Debian's `wrk`)
+drives each from a separate process on 127.0.0.1 with single-text JSON bodies;
+every (concurrency, server) point is measured once per round, servers rotated
+within a round, and the medians over rounds reported.  Beside req/s and
+latency it records the CPU each process group spent per request (where the
+time goes: frontend, workers, load generator) and TorchServe's queue and
+inference latency counters.  The in-process ceilings call each archive's
+handler directly, in batches, through the handler's own load path.
+
+    python -m scripts.bench                                   # ~20 min on 2 cores
+    python -m scripts.bench --servers fast,reference -c 1,32 --rounds 2
+    python -m scripts.bench --variant fast_d1=sentiment_fast:maxBatchDelay=1 --servers fast,fast_d1
+
+Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import psutil
+import requests
+import yaml
+
+from scripts.build_archive import MODELS, ROOT, build_archive, ensure_artifacts
+from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
+from scripts.server import BASE_CONFIG, Ports, TorchServe, read_properties
+
+BODY = '{"text": "정말 재밌게 잘봤습니다! 배우들 연기도 좋고 음악도 최고"}'
+LUA = """wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+{headers}
+"""
+REFERENCE = "reference"
+DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE)
+DEFAULT_CONCURRENCY = (1, 8, 16, 32, 64)
+DEFAULT_OUT = ROOT / "build" / "bench"
+CEILING_TEXTS = 2000
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure something; the message says what."""
+
+
+# --------------------------------------------------------------------------- what to measure
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model registration: an archive named `label`, built with model-config overrides.
+
+    Keys `handler.<k>` go to the handler section, `ts.<k>` to config.properties (variants
+    with different `ts.` keys get their own TorchServe), the rest to model-config.yaml.
+    """
+
+    label: str
+    model: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ts_props(self) -> dict[str, str]:
+        return {k[3:]: str(v) for k, v in self.overrides.items() if k.startswith("ts.")}
+
+    def model_config(self) -> dict[str, Any]:
+        config = yaml.safe_load(MODELS[self.model].config_file.read_text())
+        for key, value in self.overrides.items():
+            if key.startswith("handler."):
+                config.setdefault("handler", {})[key[len("handler.") :]] = value
+            elif not key.startswith("ts."):
+                config[key] = value
+        return config
+
+
+VARIANTS = {
+    "fast": Variant("fast", "sentiment_fast"),
+    "bert": Variant("bert", "sentiment_bert"),
+    "bert_b1": Variant("bert_b1", "sentiment_bert", {"batchSize": 1}),
+}
+
+
+def parse_variant(text: str) -> Variant:
+    """`label=model[:key=value,...]`, e.g. `fast_d1=sentiment_fast:maxBatchDelay=1`."""
+    match = re.fullmatch(r"(\w+)=(\w+)(?::(.*))?", text)
+    if not match or match.group(2) not in MODELS:
+        raise argparse.ArgumentTypeError(
+            f"--variant {text!r}: expected label=model[:key=value,...] with model in "
+            f"{', '.join(MODELS)}"
+        )
+    overrides = {}
+    for pair in filter(None, (match.group(3) or "").split(",")):
+        key, _, value = pair.partition("=")
+        overrides[key] = yaml.safe_load(value)  # 1 -> int, true -> bool, onnx -> str
+    return Variant(match.group(1), match.group(2), overrides)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An HTTP endpoint under load and the processes whose CPU time it costs."""
+
+    label: str
+    url: str
+    headers: Mapping[str, str]
+    pid: int  # root of the process tree serving it
+    metrics_url: str | None = None  # TorchServe's Prometheus endpoint
+    model: str | None = None
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+def _unit_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """req/s, p50/p99 (ms), non-2xx responses and socket errors from `wrk --latency` output."""
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([0-9.]+(?:us|ms|s|m))\s*$", output, re.M))
+    if not rps or set(latency) != {"50", "99"}:
+        raise BenchError(f"cannot read wrk's output: {output.strip()[:300]!r}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _unit_ms(latency["50"]),
+        "p99_ms": _unit_ms(latency["99"]),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0),
+    }
+
+
+def wrk_script(target: Target, work: Path) -> Path:
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
+    script = work / f"{target.label}.lua"
+    script.write_text(LUA.format(body=BODY, headers=headers), encoding="utf-8")
+    return script
+
+
+def run_wrk(target: Target, concurrency: int, seconds: int, work: Path) -> dict[str, float]:
+    """One wrk run against `target`; also the CPU seconds the server and wrk spent in it."""
+    command = [
+        "wrk",
+        f"-t{min(2, concurrency)}",
+        f"-c{concurrency}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(wrk_script(target, work)),
+        target.url,
+    ]
+    before_metrics = ts_latency_counters(target)
+    before_cpu = process_cpu(target.pid)
+    wrk_before = _children_cpu()
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip()[:300]
+        raise BenchError(f"wrk failed ({result.returncode}): {message}")
+    measured = parse_wrk(result.stdout)
+    after_cpu = process_cpu(target.pid)
+    requests_done = max(measured["requests"], 1)
+    for group in after_cpu:
+        spent = after_cpu[group] - before_cpu.get(group, 0.0)
+        measured[f"cpu_ms_per_req_{group}"] = 1e3 * spent / requests_done
+    measured["cpu_ms_per_req_wrk"] = 1e3 * (_children_cpu() - wrk_before) / requests_done
+    after_metrics = ts_latency_counters(target)
+    counted = after_metrics.get("requests", 0) - before_metrics.get("requests", 0)
+    for name in ("queue_us", "inference_us"):
+        if counted > 0 and name in after_metrics:
+            spent = after_metrics[name] - before_metrics.get(name, 0.0)
+            measured[f"ts_{name[:-3]}_ms"] = spent / counted / 1e3
+    return measured
+
+
+def _children_cpu() -> float:
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def process_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a server's process tree: the root (frontend) and its children."""
+    try:
+        root = psutil.Process(pid)
+        children = root.children(recursive=True)
+        times = root.cpu_times()
+    except psutil.Error:
+        return {}
+    spent = {"frontend": times.user + times.system, "workers": 0.0}
+    for child in children:
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue
+        spent["workers"] += child_times.user + child_times.system
+    return spent
+
+
+def ts_latency_counters(target: Target) -> dict[str, float]:
+    """TorchServe's cumulative request count and queue/inference microseconds for the model."""
+    if not target.metrics_url:
+        return {}
+    text = requests.get(target.metrics_url, timeout=5).text
+    names = {
+        "ts_inference_requests_total": "requests",
+        "ts_queue_latency_microseconds": "queue_us",
+        "ts_inference_latency_microseconds": "inference_us",
+    }
+    counters: dict[str, float] = {}
+    for line in text.splitlines():
+        metric, _, value = line.rpartition(" ")
+        name = metric.split("{")[0]
+        if name in names and f'model_name="{target.model}"' in metric:
+            counters[names[name]] = counters.get(names[name], 0.0) + float(value)
+    return counters
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def build_variants(
+    variants: Sequence[Variant], sources: Mapping[str, Path], store: Path, work: Path
+) -> dict[str, Path]:
+    """One archive per variant, named after its label, in `store`, from sources[model]."""
+    archives = {}
+    for variant in variants:
+        config_file = work / f"{variant.label}.yaml"
+        config_file.write_text(yaml.safe_dump(variant.model_config()), encoding="utf-8")
+        spec = MODELS[variant.model]
+        archives[variant.label] = build_archive(
+            spec,
+            sources[variant.model],
+            store,
+            archive_name=variant.label,
+            config_file=config_file,
+        )
+    return archives
+
+
+@contextmanager
+def torchserve(
+    store: Path, labels: Sequence[str], props: Mapping[str, str], work: Path
+) -> Iterator[TorchServe]:
+    """A TorchServe on free ports serving `labels`, with config.properties overrides; stopped."""
+    run_dir = Path(tempfile.mkdtemp(prefix="ts-bench-", dir=work))
+    base = run_dir / "base.properties"
+    base.write_text(
+        "".join(f"{k}={v}\n" for k, v in {**read_properties(BASE_CONFIG), **props}.items())
+    )
+    server = TorchServe(run_dir, Ports.free(), store, models=tuple(labels), base_config=base)
+    server.start()
+    try:
+        server.wait_ready(timeout=600)
+        yield server
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def reference_app(model_dir: Path, work: Path, workers: int = 2) -> Iterator[Target]:
+    """benchmarks/reference_app.py under uvicorn on a free port; the process group is ended."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.reference_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {**os.environ, "REFERENCE_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT)}
+    log = open(work / "reference_app.log", "wb")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"the reference app exited; see {work / 'reference_app.log'}")
+            try:
+                if requests.post(
+                    url, data=BODY.encode(), timeout=2, headers={"Content-Type": "application/json"}
+                ).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError("the reference app did not answer within 120 s")
+            time.sleep(0.5)
+        yield Target(REFERENCE, url, {}, process.pid)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def torchserve_targets(server: TorchServe, labels: Sequence[str]) -> list[Target]:
+    headers = {"Authorization": server.auth("inference")["Authorization"]}
+    pid = server.pid()
+    return [
+        Target(
+            label,
+            server.url("inference", f"/predictions/{label}"),
+            headers,
+            pid,
+            server.url("metrics", "/metrics"),
+            label,
+        )
+        for label in labels
+    ]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure(
+    targets: Sequence[Target],
+    concurrencies: Sequence[int],
+    rounds: int,
+    seconds: int,
+    warmup: int,
+    work: Path,
+) -> list[dict]:
+    """Every (round, concurrency, server) once; the server order rotates from round to round."""
+    runs = []
+    total = rounds * len(concurrencies) * len(targets)
+    for round_ in range(rounds):
+        order = [targets[(i + round_) % len(targets)] for i in range(len(targets))]
+        for concurrency in concurrencies:
+            for target in order:
+                if warmup > 0:
+                    run_wrk(target, concurrency, warmup, work)
+                result = run_wrk(target, concurrency, seconds, work)
+                runs.append(
+                    {"round": round_, "server": target.label, "concurrency": concurrency, **result}
+                )
+                print(
+                    f"[{len(runs)}/{total}] round {round_ + 1} c={concurrency:<3} "
+                    f"{target.label:<12} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f}"
+                    f" ms  p99 {result['p99_ms']:6.1f} ms",
+                    flush=True,
+                )
+    return runs
+
+
+def medians(runs: Sequence[dict]) -> dict[str, dict[int, dict[str, float]]]:
+    """server -> concurrency -> median of every numeric field over rounds."""
+    grouped: dict[tuple[str, int], list[dict]] = {}
+    for run in runs:
+        grouped.setdefault((run["server"], run["concurrency"]), []).append(run)
+    result: dict[str, dict[int, dict[str, float]]] = {}
+    for (server, concurrency), group in grouped.items():
+        keys = [k for k in group[0] if k not in ("round", "server", "concurrency")]
+        result.setdefault(server, {})[concurrency] = {
+            k: statistics.median(r[k] for r in group if k in r) for k in keys
+        }
+    return result
+
+
+def ceilings(
+    archives: Mapping[str, Path], variants: Mapping[str, Variant], texts: Sequence[str], work: Path
+) -> dict[str, dict[str, float]]:
+    """texts/s of each archive's handler called directly, at its batch size and at 1."""
+    from scripts.inprocess import load_archive, texts_per_second
+
+    result = {}
+    for label, archive in archives.items():
+        config = variants[label].model_config()
+        handler = load_archive(archive, work / f"inprocess-{label}")
+        batch = int(config.get("batchSize", 1))
+        result[label] = {
+            "batch_size": batch,
+            "texts_per_s": texts_per_second(handler, texts, batch),
+            "texts_per_s_batch1": texts_per_second(handler, texts[: len(texts) // 4], 1),
+            "runtime": getattr(handler, "runtime", "sklearn"),
+        }
+        print(
+            f"in-process {label}: {result[label]['texts_per_s']:.0f} texts/s at batch {batch}, "
+            f"{result[label]['texts_per_s_batch1']:.0f} at batch 1",
+            flush=True,
+        )
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets_met(
+    table: Mapping[str, Mapping[int, Mapping[str, float]]],
+    ceiling: Mapping[str, Mapping[str, float]],
+) -> list[dict]:
+    """The issue's targets, as ratios of this run's medians (only those this run measured)."""
+    checks = []
+
+    def point(server: str, concurrency: int) -> Mapping[str, float] | None:
+        return table.get(server, {}).get(concurrency)
+
+    fast32, ref32 = point("fast", 32), point(REFERENCE, 32)
+    if fast32 and ref32:
+        ratio = fast32["rps"] / ref32["rps"]
+        checks.append(
+            {
+                "target": "fast req/s >= 3x reference at c=32",
+                "value": f"{ratio:.2f}x",
+                "met": ratio >= 3,
+            }
+        )
+        checks.append(
+            {
+                "target": "fast p99 <= 20 ms at c=32",
+                "value": f"{fast32['p99_ms']:.1f} ms",
+                "met": fast32["p99_ms"] <= 20,
+            }
+        )
+    fast1, ref1 = point("fast", 1), point(REFERENCE, 1)
+    if fast1 and ref1:
+        checks.append(
+            {
+                "target": "fast p50 <= reference p50 at c=1",
+                "value": f"{fast1['p50_ms']:.2f} vs {ref1['p50_ms']:.2f} ms",
+                "met": fast1["p50_ms"] <= ref1["p50_ms"],
+            }
+        )
+    bert16, bert1 = point("bert", 16), point("bert_b1", 16)
+    if bert16 and bert1:
+        ratio = bert16["rps"] / bert1["rps"]
+        checks.append(
+            {
+                "target": "bert batching >= 4x batch 1 at c=16",
+                "value": f"{ratio:.2f}x",
+                "met": ratio >= 4,
+            }
+        )
+    if "bert" in table and "bert" in ceiling:
+        best = max(m["rps"] for m in table["bert"].values())
+        ratio = best / ceiling["bert"]["texts_per_s"]
+        checks.append(
+            {
+                "target": "served bert >= 70 % of in-process batched",
+                "value": f"{100 * ratio:.0f} % ({best:.0f} / {ceiling['bert']['texts_per_s']:.0f})",
+                "met": ratio >= 0.7,
+            }
+        )
+    return checks
+
+
+def markdown(
+    table: Mapping[str, Mapping[int, Mapping[str, float]]],
+    ceiling: Mapping[str, Mapping[str, float]],
+    checks: Sequence[dict],
+    header: str,
+) -> str:
+    lines = [
+        header,
+        "",
+        "| server | c | req/s | p50 ms | p99 ms | errors | CPU ms/req (frontend / workers / wrk) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for server, by_c in table.items():
+        for concurrency, m in sorted(by_c.items()):
+            cpu = " / ".join(
+                f"{m.get(f'cpu_ms_per_req_{g}', float('nan')):.2f}"
+                for g in ("frontend", "workers", "wrk")
+            )
+            lines.append(
+                f"| {server} | {concurrency} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | "
+                f"{m['p99_ms']:.1f} | {m['errors']:.0f} | {cpu} |"
+            )
+    if ceiling:
+        lines += [
+            "",
+            "| in-process (no server) | runtime | texts/s at batch size | texts/s at 1 |",
+            "|---|---|---|---|",
+        ]
+        for label, c in ceiling.items():
+            lines.append(
+                f"| {label} | {c['runtime']} | {c['texts_per_s']:,.0f} "
+                f"(batch {c['batch_size']}) | {c['texts_per_s_batch1']:,.0f} |"
+            )
+    if checks:
+        lines += ["", "| target | this run | met |", "|---|---|---|"]
+        lines += [
+            f"| {c['target']} | {c['value']} | {'yes' if c['met'] else 'NO'} |" for c in checks
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: Mapping[str, Mapping[int, Mapping[str, float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for server, by_c in table.items():
+        xs = sorted(by_c)
+        left.plot(xs, [by_c[c]["rps"] for c in xs], marker="o", label=server)
+        right.plot(xs, [by_c[c]["p99_ms"] for c in xs], marker="o", label=server)
+    for axis, ylabel in ((left, "requests/s (median)"), (right, "p99 latency, ms (median)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent connections")
+        axis.set_ylabel(ylabel)
+        axis.grid(True, alpha=0.3)
+    right.set_yscale("log")
+    left.legend()
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -> dict:
+    """Measure, and return the report; `artifacts` replaces a model's trained dir (tests)."""
+    if not shutil.which("wrk"):
+        raise BenchError("wrk not found: apt-get install wrk")
+    variants = {**VARIANTS, **{v.label: v for v in args.variant}}
+    unknown = [s for s in args.servers if s != REFERENCE and s not in variants]
+    if unknown:
+        raise BenchError(f"unknown server(s) {', '.join(unknown)}; define them with --variant")
+    chosen = [variants[s] for s in args.servers if s != REFERENCE]
+    needed = {v.model for v in chosen} | (
+        {"sentiment_fast"} if REFERENCE in args.servers else set()
+    )
+    sources = {
+        model: (artifacts or {}).get(model) or ensure_artifacts(model, args.data_dir)
+        for model in needed
+    }
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+    with ExitStack() as stack:
+        work = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="ts-bench-", dir="/tmp"))
+        )
+        archives = build_variants(chosen, sources, work / "store", work)
+        groups: dict[tuple, list[str]] = {}
+        for variant in chosen:
+            groups.setdefault(tuple(sorted(variant.ts_props.items())), []).append(variant.label)
+        targets: dict[str, Target] = {}
+        for props, labels in groups.items():
+            server = stack.enter_context(torchserve(work / "store", labels, dict(props), work))
+            targets.update({t.label: t for t in torchserve_targets(server, labels)})
+        if REFERENCE in args.servers:
+            targets[REFERENCE] = stack.enter_context(reference_app(sources["sentiment_fast"], work))
+        ordered = [targets[s] for s in args.servers]
+        runs = measure(ordered, args.concurrency, args.rounds, args.seconds, args.warmup, work)
+        ceiling = {}
+        if not args.no_ceilings:
+            (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
+            texts, _ = read_labelled(test_file, CEILING_TEXTS)
+            ceiling = ceilings(archives, variants, texts, work)
+    table = medians(runs)
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m scripts.bench", *sys.argv[1:]]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "settings": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+            "concurrency": args.concurrency,
+            "body": BODY,
+            "variants": {
+                v.label: {"model": v.model, **v.model_config(), "ts": v.ts_props} for v in chosen
+            },
+        },
+        "runs": runs,
+        "medians": {s: {str(c): m for c, m in by_c.items()} for s, by_c in table.items()},
+        "ceilings": ceiling,
+        "targets": targets_met(table, ceiling),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--servers",
+        type=lambda s: s.split(","),
+        default=list(DEFAULT_SERVERS),
+        help=f"comma-separated (default {','.join(DEFAULT_SERVERS)})",
+    )
+    parser.add_argument("-c", "--concurrency", type=_ints, default=list(DEFAULT_CONCURRENCY))
+    parser.add_argument("--seconds", type=int, default=10, help="per measured point")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds before each point")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        help="label=model[:key=value,...] (model-config, handler.*, ts.* keys)",
+    )
+    parser.add_argument("--no-ceilings", action="store_true", help="skip in-process ceilings")
+    parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except (BenchError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    table = {s: {int(c): m for c, m in by_c.items()} for s, by_c in report["medians"].items()}
+    header = (
+        f"Medians of {args.rounds} round(s) x {args.seconds:g} s per point, "
+        f"{report['started']}, {os.cpu_count()} CPUs, load before "
+        f"{report['machine']['loadavg_before'][0]:.2f}"
+    )
+    plot(table, args.out / "bench.png", header)
+    text = markdown(table, report["ceilings"], report["targets"], header)
+    (args.out / "report.md").write_text(text, encoding="utf-8")
+    print(
+        f"\n{text}\nwrote {args.out / 'results.json'}, {args.out / 'bench.png'}, "
+        f"{args.out / 'report.md'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
