@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,29 +38,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import psutil
 import requests
 import yaml
 
+from scripts.bench_report import REFERENCE, medians, targets_met, write_report
 from scripts.build_archive import MODELS, ROOT, build_archive, ensure_artifacts
+from scripts.loadgen import BODY, BenchError, Target, run_wrk
 from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
 from scripts.server import BASE_CONFIG, Ports, TorchServe, read_properties
 
-BODY = '{"text": "정말 재밌게 잘봤습니다! 배우들 연기도 좋고 음악도 최고"}'
-LUA = """wrk.method = "POST"
-wrk.body = '{body}'
-wrk.headers["Content-Type"] = "application/json"
-{headers}
-"""
-REFERENCE = "reference"
 DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE)
 DEFAULT_CONCURRENCY = (1, 8, 16, 32, 64)
 DEFAULT_OUT = ROOT / "build" / "bench"
 CEILING_TEXTS = 2000
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure something; the message says what."""
 
 
 # --------------------------------------------------------------------------- what to measure
@@ -114,130 +102,6 @@ def parse_variant(text: str) -> Variant:
         key, _, value = pair.partition("=")
         overrides[key] = yaml.safe_load(value)  # 1 -> int, true -> bool, onnx -> str
     return Variant(match.group(1), match.group(2), overrides)
-
-
-@dataclass(frozen=True)
-class Target:
-    """An HTTP endpoint under load and the processes whose CPU time it costs."""
-
-    label: str
-    url: str
-    headers: Mapping[str, str]
-    pid: int  # root of the process tree serving it
-    metrics_url: str | None = None  # TorchServe's Prometheus endpoint
-    model: str | None = None
-
-
-# --------------------------------------------------------------------------- wrk
-
-
-def _unit_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
-
-
-def parse_wrk(output: str) -> dict[str, float]:
-    """req/s, p50/p99 (ms), non-2xx responses and socket errors from `wrk --latency` output."""
-    rps = re.search(r"Requests/sec:\s+([0-9.]+)", output)
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([0-9.]+(?:us|ms|s|m))\s*$", output, re.M))
-    if not rps or set(latency) != {"50", "99"}:
-        raise BenchError(f"cannot read wrk's output: {output.strip()[:300]!r}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    return {
-        "rps": float(rps.group(1)),
-        "p50_ms": _unit_ms(latency["50"]),
-        "p99_ms": _unit_ms(latency["99"]),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
-        + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0),
-    }
-
-
-def wrk_script(target: Target, work: Path) -> Path:
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
-    script = work / f"{target.label}.lua"
-    script.write_text(LUA.format(body=BODY, headers=headers), encoding="utf-8")
-    return script
-
-
-def run_wrk(target: Target, concurrency: int, seconds: int, work: Path) -> dict[str, float]:
-    """One wrk run against `target`; also the CPU seconds the server and wrk spent in it."""
-    command = [
-        "wrk",
-        f"-t{min(2, concurrency)}",
-        f"-c{concurrency}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(wrk_script(target, work)),
-        target.url,
-    ]
-    before_metrics = ts_latency_counters(target)
-    before_cpu = process_cpu(target.pid)
-    wrk_before = _children_cpu()
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip()[:300]
-        raise BenchError(f"wrk failed ({result.returncode}): {message}")
-    measured = parse_wrk(result.stdout)
-    after_cpu = process_cpu(target.pid)
-    requests_done = max(measured["requests"], 1)
-    for group in after_cpu:
-        spent = after_cpu[group] - before_cpu.get(group, 0.0)
-        measured[f"cpu_ms_per_req_{group}"] = 1e3 * spent / requests_done
-    measured["cpu_ms_per_req_wrk"] = 1e3 * (_children_cpu() - wrk_before) / requests_done
-    after_metrics = ts_latency_counters(target)
-    counted = after_metrics.get("requests", 0) - before_metrics.get("requests", 0)
-    for name in ("queue_us", "inference_us"):
-        if counted > 0 and name in after_metrics:
-            spent = after_metrics[name] - before_metrics.get(name, 0.0)
-            measured[f"ts_{name[:-3]}_ms"] = spent / counted / 1e3
-    return measured
-
-
-def _children_cpu() -> float:
-    usage = os.times()
-    return usage.children_user + usage.children_system
-
-
-def process_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of a server's process tree: the root (frontend) and its children."""
-    try:
-        root = psutil.Process(pid)
-        children = root.children(recursive=True)
-        times = root.cpu_times()
-    except psutil.Error:
-        return {}
-    spent = {"frontend": times.user + times.system, "workers": 0.0}
-    for child in children:
-        try:
-            child_times = child.cpu_times()
-        except psutil.Error:
-            continue
-        spent["workers"] += child_times.user + child_times.system
-    return spent
-
-
-def ts_latency_counters(target: Target) -> dict[str, float]:
-    """TorchServe's cumulative request count and queue/inference microseconds for the model."""
-    if not target.metrics_url:
-        return {}
-    text = requests.get(target.metrics_url, timeout=5).text
-    names = {
-        "ts_inference_requests_total": "requests",
-        "ts_queue_latency_microseconds": "queue_us",
-        "ts_inference_latency_microseconds": "inference_us",
-    }
-    counters: dict[str, float] = {}
-    for line in text.splitlines():
-        metric, _, value = line.rpartition(" ")
-        name = metric.split("{")[0]
-        if name in names and f'model_name="{target.model}"' in metric:
-            counters[names[name]] = counters.get(names[name], 0.0) + float(value)
-    return counters
 
 
 # --------------------------------------------------------------------------- servers
@@ -387,20 +251,6 @@ def measure(
     return runs
 
 
-def medians(runs: Sequence[dict]) -> dict[str, dict[int, dict[str, float]]]:
-    """server -> concurrency -> median of every numeric field over rounds."""
-    grouped: dict[tuple[str, int], list[dict]] = {}
-    for run in runs:
-        grouped.setdefault((run["server"], run["concurrency"]), []).append(run)
-    result: dict[str, dict[int, dict[str, float]]] = {}
-    for (server, concurrency), group in grouped.items():
-        keys = [k for k in group[0] if k not in ("round", "server", "concurrency")]
-        result.setdefault(server, {})[concurrency] = {
-            k: statistics.median(r[k] for r in group if k in r) for k in keys
-        }
-    return result
-
-
 def ceilings(
     archives: Mapping[str, Path], variants: Mapping[str, Variant], texts: Sequence[str], work: Path
 ) -> dict[str, dict[str, float]]:
@@ -424,133 +274,6 @@ def ceilings(
             flush=True,
         )
     return result
-
-
-# --------------------------------------------------------------------------- report
-
-
-def targets_met(
-    table: Mapping[str, Mapping[int, Mapping[str, float]]],
-    ceiling: Mapping[str, Mapping[str, float]],
-) -> list[dict]:
-    """The issue's targets, as ratios of this run's medians (only those this run measured)."""
-    checks = []
-
-    def point(server: str, concurrency: int) -> Mapping[str, float] | None:
-        return table.get(server, {}).get(concurrency)
-
-    fast32, ref32 = point("fast", 32), point(REFERENCE, 32)
-    if fast32 and ref32:
-        ratio = fast32["rps"] / ref32["rps"]
-        checks.append(
-            {
-                "target": "fast req/s >= 3x reference at c=32",
-                "value": f"{ratio:.2f}x",
-                "met": ratio >= 3,
-            }
-        )
-        checks.append(
-            {
-                "target": "fast p99 <= 20 ms at c=32",
-                "value": f"{fast32['p99_ms']:.1f} ms",
-                "met": fast32["p99_ms"] <= 20,
-            }
-        )
-    fast1, ref1 = point("fast", 1), point(REFERENCE, 1)
-    if fast1 and ref1:
-        checks.append(
-            {
-                "target": "fast p50 <= reference p50 at c=1",
-                "value": f"{fast1['p50_ms']:.2f} vs {ref1['p50_ms']:.2f} ms",
-                "met": fast1["p50_ms"] <= ref1["p50_ms"],
-            }
-        )
-    bert16, bert1 = point("bert", 16), point("bert_b1", 16)
-    if bert16 and bert1:
-        ratio = bert16["rps"] / bert1["rps"]
-        checks.append(
-            {
-                "target": "bert batching >= 4x batch 1 at c=16",
-                "value": f"{ratio:.2f}x",
-                "met": ratio >= 4,
-            }
-        )
-    if "bert" in table and "bert" in ceiling:
-        best = max(m["rps"] for m in table["bert"].values())
-        ratio = best / ceiling["bert"]["texts_per_s"]
-        checks.append(
-            {
-                "target": "served bert >= 70 % of in-process batched",
-                "value": f"{100 * ratio:.0f} % ({best:.0f} / {ceiling['bert']['texts_per_s']:.0f})",
-                "met": ratio >= 0.7,
-            }
-        )
-    return checks
-
-
-def markdown(
-    table: Mapping[str, Mapping[int, Mapping[str, float]]],
-    ceiling: Mapping[str, Mapping[str, float]],
-    checks: Sequence[dict],
-    header: str,
-) -> str:
-    lines = [
-        header,
-        "",
-        "| server | c | req/s | p50 ms | p99 ms | errors | CPU ms/req (frontend / workers / wrk) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for server, by_c in table.items():
-        for concurrency, m in sorted(by_c.items()):
-            cpu = " / ".join(
-                f"{m.get(f'cpu_ms_per_req_{g}', float('nan')):.2f}"
-                for g in ("frontend", "workers", "wrk")
-            )
-            lines.append(
-                f"| {server} | {concurrency} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | "
-                f"{m['p99_ms']:.1f} | {m['errors']:.0f} | {cpu} |"
-            )
-    if ceiling:
-        lines += [
-            "",
-            "| in-process (no server) | runtime | texts/s at batch size | texts/s at 1 |",
-            "|---|---|---|---|",
-        ]
-        for label, c in ceiling.items():
-            lines.append(
-                f"| {label} | {c['runtime']} | {c['texts_per_s']:,.0f} "
-                f"(batch {c['batch_size']}) | {c['texts_per_s_batch1']:,.0f} |"
-            )
-    if checks:
-        lines += ["", "| target | this run | met |", "|---|---|---|"]
-        lines += [
-            f"| {c['target']} | {c['value']} | {'yes' if c['met'] else 'NO'} |" for c in checks
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def plot(table: Mapping[str, Mapping[int, Mapping[str, float]]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for server, by_c in table.items():
-        xs = sorted(by_c)
-        left.plot(xs, [by_c[c]["rps"] for c in xs], marker="o", label=server)
-        right.plot(xs, [by_c[c]["p99_ms"] for c in xs], marker="o", label=server)
-    for axis, ylabel in ((left, "requests/s (median)"), (right, "p99 latency, ms (median)")):
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrent connections")
-        axis.set_ylabel(ylabel)
-        axis.grid(True, alpha=0.3)
-    right.set_yscale("log")
-    left.legend()
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -626,7 +349,7 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--servers",
@@ -648,27 +371,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-ceilings", action="store_true", help="skip in-process ceilings")
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         report = run(args)
     except (BenchError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    table = {s: {int(c): m for c, m in by_c.items()} for s, by_c in report["medians"].items()}
-    header = (
-        f"Medians of {args.rounds} round(s) x {args.seconds:g} s per point, "
-        f"{report['started']}, {os.cpu_count()} CPUs, load before "
-        f"{report['machine']['loadavg_before'][0]:.2f}"
-    )
-    plot(table, args.out / "bench.png", header)
-    text = markdown(table, report["ceilings"], report["targets"], header)
-    (args.out / "report.md").write_text(text, encoding="utf-8")
-    print(
-        f"\n{text}\nwrote {args.out / 'results.json'}, {args.out / 'bench.png'}, "
-        f"{args.out / 'report.md'}"
-    )
+    text = write_report(report, args.out)
+    print(f"\n{text}\nwrote results.json, bench.png and report.md to {args.out}")
     return 0
 
 
