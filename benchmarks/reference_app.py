@@ -2,8 +2,8 @@
 
 Written the way the tutorials do it (model loaded once at import, one
 pydantic-validated POST endpoint, uvicorn with 2 workers), serving the same
-sentiment_fast artifact with the same text cleaning and answer shape, so the
-benchmark compares serving stacks and not models.  Started by scripts/bench.py:
+sentiment_fast artifact with the same text cleaning, model call and answer
+shape, so the benchmark compares serving stacks and not models.  Started by scripts/bench.py:
 
     REFERENCE_MODEL_DIR=build/sentiment_fast uvicorn benchmarks.reference_app:app \
         --host 127.0.0.1 --port 8000 --workers 2 --no-access-log
@@ -20,11 +20,13 @@ from pydantic import BaseModel
 
 from handlers.artifacts import FAST_MODEL_FILE, load_verified_metadata
 from handlers.contract import encode_prediction
+from handlers.scoring import scorer
 from handlers.text import clean_text
 
 MODEL_DIR = Path(os.environ.get("REFERENCE_MODEL_DIR", "build/sentiment_fast"))
 load_verified_metadata(MODEL_DIR, [FAST_MODEL_FILE])  # joblib runs code: check the hash first
 model = joblib.load(MODEL_DIR / FAST_MODEL_FILE)
+predict_proba = scorer(model)  # the handler's own model call: only serving differs
 app = FastAPI(title="sentiment reference app")
 
 
@@ -34,4 +36,4 @@ class Review(BaseModel):
 
 @app.post("/predict")
 def predict(review: Review) -> dict:
-    return encode_prediction(model.predict_proba([clean_text(review.text)])[0])
+    return encode_prediction(predict_proba([clean_text(review.text)])[0])

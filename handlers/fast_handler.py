@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import joblib
 
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
+from handlers.scoring import scorer
 from handlers.sentiment_handler import SentimentHandler
 
 
@@ -21,6 +22,7 @@ class SentimentFastHandler(SentimentHandler):
 
     def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:
         self.model = joblib.load(model_dir / MODEL_FILE)
+        self.score = scorer(self.model)
 
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
-        return self.model.predict_proba(texts)
+        return self.score(texts)

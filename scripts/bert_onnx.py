@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from handlers.artifacts import BERT_ONNX_FILE, add_artifact
+from handlers.scoring import softmax
 from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
 
 TOLERANCE = 1e-4  # max |p_onnx - p_torch| accepted, per probability
@@ -54,8 +55,7 @@ def _sample_difference(model: Any, tokenizer: Any, path: Path) -> float:
         with torch.inference_mode():
             expected = torch.softmax(model(**encoded).logits, dim=-1).numpy()
         (logits,) = session.run(["logits"], {name: encoded[name].numpy() for name in inputs})
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        got = shifted / shifted.sum(axis=-1, keepdims=True)
+        got = softmax(logits)
         worst = max(worst, float(np.abs(expected - got).max()))
     return worst
 
