@@ -11,7 +11,9 @@ shape, so the benchmark compares serving stacks and not models.  Started by scri
 
 from __future__ import annotations
 
+import asyncio.base_events
 import os
+import socket
 from pathlib import Path
 
 import joblib
@@ -22,6 +24,19 @@ from handlers.artifacts import FAST_MODEL_FILE, load_verified_metadata
 from handlers.contract import encode_prediction
 from handlers.scoring import scorer
 from handlers.text import clean_text
+
+
+def _nodelay_on_every_tcp_socket(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# The seed setup's hidden trap: with --workers, uvicorn's shared socket has proto 0, so
+# asyncio skips TCP_NODELAY on accepted connections; headers and body go out in two writes
+# and the body waits for the client's delayed ACK (~40 ms per request at low concurrency).
+# REFERENCE_NODELAY=1 measures the app with that fixed, so TorchServe is compared with both.
+if os.environ.get("REFERENCE_NODELAY") == "1":
+    asyncio.base_events._set_nodelay = _nodelay_on_every_tcp_socket
 
 MODEL_DIR = Path(os.environ.get("REFERENCE_MODEL_DIR", "build/sentiment_fast"))
 load_verified_metadata(MODEL_DIR, [FAST_MODEL_FILE])  # joblib runs code: check the hash first

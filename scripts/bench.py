@@ -41,16 +41,24 @@ from typing import Any, Iterator, Mapping, Sequence
 import requests
 import yaml
 
-from scripts.bench_report import REFERENCE, medians, targets_met, write_report
+from scripts.bench_report import (
+    REFERENCE,
+    REFERENCE_NODELAY,
+    REFERENCES,
+    medians,
+    targets_met,
+    write_report,
+)
 from scripts.build_archive import MODELS, ROOT, build_archive, ensure_artifacts
-from scripts.loadgen import BODY, BenchError, Target, run_wrk
+from scripts.loadgen import BODY, BenchError, Target, run_wrk, wrk_script
 from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
 from scripts.server import BASE_CONFIG, Ports, TorchServe, read_properties
 
-DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE)
+DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE, REFERENCE_NODELAY)
 DEFAULT_CONCURRENCY = (1, 8, 16, 32, 64)
 DEFAULT_OUT = ROOT / "build" / "bench"
-CEILING_TEXTS = 2000
+LOAD_TEXTS = 2000  # test reviews wrk sends in turn; the in-process ceilings use the first ones
+CEILING_TEXTS = 1000
 
 
 # --------------------------------------------------------------------------- what to measure
@@ -152,8 +160,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def reference_app(model_dir: Path, work: Path, workers: int = 2) -> Iterator[Target]:
-    """benchmarks/reference_app.py under uvicorn on a free port; the process group is ended."""
+def reference_app(model_dir: Path, work: Path, label: str = REFERENCE) -> Iterator[Target]:
+    """benchmarks/reference_app.py under uvicorn, 2 workers, on a free port; always ended.
+
+    `reference_nodelay` is the same app with TCP_NODELAY forced (see the app's docstring).
+    """
     port = _free_port()
     command = [
         sys.executable,
@@ -165,13 +176,18 @@ def reference_app(model_dir: Path, work: Path, workers: int = 2) -> Iterator[Tar
         "--port",
         str(port),
         "--workers",
-        str(workers),
+        "2",
         "--no-access-log",
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "REFERENCE_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT)}
-    log = open(work / "reference_app.log", "wb")
+    env = {
+        **os.environ,
+        "REFERENCE_MODEL_DIR": str(model_dir),
+        "PYTHONPATH": str(ROOT),
+        "REFERENCE_NODELAY": "1" if label == REFERENCE_NODELAY else "0",
+    }
+    log = open(work / f"{label}.log", "wb")
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
     )
@@ -180,7 +196,7 @@ def reference_app(model_dir: Path, work: Path, workers: int = 2) -> Iterator[Tar
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise BenchError(f"the reference app exited; see {work / 'reference_app.log'}")
+                raise BenchError(f"the reference app exited; see {work / f'{label}.log'}")
             try:
                 if requests.post(
                     url, data=BODY.encode(), timeout=2, headers={"Content-Type": "application/json"}
@@ -191,7 +207,7 @@ def reference_app(model_dir: Path, work: Path, workers: int = 2) -> Iterator[Tar
             if time.monotonic() > deadline:
                 raise BenchError("the reference app did not answer within 120 s")
             time.sleep(0.5)
-        yield Target(REFERENCE, url, {}, process.pid)
+        yield Target(label, url, {}, process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -227,9 +243,11 @@ def measure(
     rounds: int,
     seconds: int,
     warmup: int,
+    texts: Sequence[str],
     work: Path,
 ) -> list[dict]:
     """Every (round, concurrency, server) once; the server order rotates from round to round."""
+    scripts = {target.label: wrk_script(target, texts, work) for target in targets}
     runs = []
     total = rounds * len(concurrencies) * len(targets)
     for round_ in range(rounds):
@@ -237,8 +255,8 @@ def measure(
         for concurrency in concurrencies:
             for target in order:
                 if warmup > 0:
-                    run_wrk(target, concurrency, warmup, work)
-                result = run_wrk(target, concurrency, seconds, work)
+                    run_wrk(target, concurrency, warmup, scripts[target.label])
+                result = run_wrk(target, concurrency, seconds, scripts[target.label])
                 runs.append(
                     {"round": round_, "server": target.label, "concurrency": concurrency, **result}
                 )
@@ -264,8 +282,8 @@ def ceilings(
         batch = int(config.get("batchSize", 1))
         result[label] = {
             "batch_size": batch,
-            "texts_per_s": texts_per_second(handler, texts, batch),
-            "texts_per_s_batch1": texts_per_second(handler, texts[: len(texts) // 4], 1),
+            "texts_per_s": texts_per_second(handler, texts[:CEILING_TEXTS], batch),
+            "texts_per_s_batch1": texts_per_second(handler, texts[:CEILING_TEXTS], 1),
             "runtime": getattr(handler, "runtime", "sklearn"),
         }
         print(
@@ -288,13 +306,14 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
     if not shutil.which("wrk"):
         raise BenchError("wrk not found: apt-get install wrk")
     variants = {**VARIANTS, **{v.label: v for v in args.variant}}
-    unknown = [s for s in args.servers if s != REFERENCE and s not in variants]
+    unknown = [s for s in args.servers if s not in REFERENCES and s not in variants]
     if unknown:
         raise BenchError(f"unknown server(s) {', '.join(unknown)}; define them with --variant")
-    chosen = [variants[s] for s in args.servers if s != REFERENCE]
-    needed = {v.model for v in chosen} | (
-        {"sentiment_fast"} if REFERENCE in args.servers else set()
-    )
+    chosen = [variants[s] for s in args.servers if s not in REFERENCES]
+    references = [s for s in args.servers if s in REFERENCES]
+    needed = {v.model for v in chosen} | ({"sentiment_fast"} if references else set())
+    (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
+    texts, _ = read_labelled(test_file, LOAD_TEXTS)
     sources = {
         model: (artifacts or {}).get(model) or ensure_artifacts(model, args.data_dir)
         for model in needed
@@ -313,15 +332,14 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
         for props, labels in groups.items():
             server = stack.enter_context(torchserve(work / "store", labels, dict(props), work))
             targets.update({t.label: t for t in torchserve_targets(server, labels)})
-        if REFERENCE in args.servers:
-            targets[REFERENCE] = stack.enter_context(reference_app(sources["sentiment_fast"], work))
+        for label in references:
+            app = reference_app(sources["sentiment_fast"], work, label)
+            targets[label] = stack.enter_context(app)
         ordered = [targets[s] for s in args.servers]
-        runs = measure(ordered, args.concurrency, args.rounds, args.seconds, args.warmup, work)
-        ceiling = {}
-        if not args.no_ceilings:
-            (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
-            texts, _ = read_labelled(test_file, CEILING_TEXTS)
-            ceiling = ceilings(archives, variants, texts, work)
+        runs = measure(
+            ordered, args.concurrency, args.rounds, args.seconds, args.warmup, texts, work
+        )
+        ceiling = {} if args.no_ceilings else ceilings(archives, variants, texts, work)
     table = medians(runs)
     return {
         "started": started.isoformat(timespec="seconds"),

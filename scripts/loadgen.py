@@ -8,21 +8,31 @@ time goes, and TorchServe's own counters split latency into queue and inference.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import psutil
 import requests
 
 BODY = '{"text": "정말 재밌게 잘봤습니다! 배우들 연기도 좋고 음악도 최고"}'
+# Each request carries the next review of the list (real lengths, so BERT's padding and the
+# n-gram count are what users cause), cycling; every wrk thread walks the list from the start.
 LUA = """wrk.method = "POST"
-wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 {headers}
+local bodies = {{
+{bodies}
+}}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
 """
 
 
@@ -70,14 +80,17 @@ def parse_wrk(output: str) -> dict[str, float]:
     }
 
 
-def wrk_script(target: Target, work: Path) -> Path:
+def wrk_script(target: Target, texts: Sequence[str], work: Path) -> Path:
+    """A wrk script POSTing `{"text": ...}` for each of `texts` in turn, with target's headers."""
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
+    bodies = [json.dumps({"text": text}, ensure_ascii=False) for text in texts]
+    quoted = ",\n".join(f"[==[{body}]==]" for body in bodies if "]==]" not in body)
     script = work / f"{target.label}.lua"
-    script.write_text(LUA.format(body=BODY, headers=headers), encoding="utf-8")
+    script.write_text(LUA.format(headers=headers, bodies=quoted), encoding="utf-8")
     return script
 
 
-def run_wrk(target: Target, concurrency: int, seconds: int, work: Path) -> dict[str, float]:
+def run_wrk(target: Target, concurrency: int, seconds: int, script: Path) -> dict[str, float]:
     """One wrk run against `target`; also the CPU seconds the server and wrk spent in it."""
     command = [
         "wrk",
@@ -86,7 +99,7 @@ def run_wrk(target: Target, concurrency: int, seconds: int, work: Path) -> dict[
         f"-d{seconds}s",
         "--latency",
         "-s",
-        str(wrk_script(target, work)),
+        str(script),
         target.url,
     ]
     before_metrics = ts_latency_counters(target)
