@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -57,6 +58,8 @@ class SentimentBertHandler(SentimentHandler):
         self.device = _device(context)
         self.fp16 = bool(config.get("fp16", False))
         self.max_length = int(config.get("max_length", self.metadata.get("max_length", 128)))
+        # CPU: groups of similar length waste less on padding; a GPU wants the whole batch.
+        self.pad_group = int(config.get("pad_group", 4)) if self.device.type == "cpu" else 1 << 30
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._torch_model: torch.nn.Module | None = None
         # Columns in the contract's order, whatever order a checkpoint names its labels in;
@@ -91,14 +94,25 @@ class SentimentBertHandler(SentimentHandler):
         self._torch_model = model
 
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        """Texts sorted by length and run in groups of `pad_group`, padded per group.
+
+        Reviews are mostly short (median 12 tokens, max 64 here): padding a batch of 16 to
+        its longest text tripled the work on CPU.  Answers do not depend on the grouping.
+        """
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = np.empty((len(texts), len(self.columns)), dtype=np.float32)
+        for start in range(0, len(order), self.pad_group):
+            group = order[start : start + self.pad_group]
+            rows[group] = softmax(self._logits([texts[i] for i in group]))[:, self.columns]
+        return rows
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
         if self.session is not None:
             encoded = self.tokenizer(texts, padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="np")  # fmt: skip
             feed = {name: encoded[name] for name in self.onnx_inputs}
-            (logits,) = self.session.run(["logits"], feed)
-            return softmax(logits)[:, self.columns]
+            return self.session.run(["logits"], feed)[0]
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)  # fmt: skip
         with torch.inference_mode():
-            logits = self.model(**encoded).logits.float()
-        return torch.softmax(logits, dim=-1)[:, self.columns].cpu().numpy()
+            return self.model(**encoded).logits.float().cpu().numpy()

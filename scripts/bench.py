@@ -52,7 +52,7 @@ from scripts.bench_report import (
 from scripts.build_archive import MODELS, ROOT, build_archive, ensure_artifacts
 from scripts.loadgen import BODY, BenchError, Target, run_wrk, wrk_script
 from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
-from scripts.server import BASE_CONFIG, Ports, TorchServe, read_properties
+from scripts.server import BASE_CONFIG, LOG4J_CONFIG, Ports, TorchServe, read_properties
 
 DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE, REFERENCE_NODELAY)
 DEFAULT_CONCURRENCY = (1, 8, 16, 32, 64)
@@ -69,7 +69,8 @@ class Variant:
     """One model registration: an archive named `label`, built with model-config overrides.
 
     Keys `handler.<k>` go to the handler section, `ts.<k>` to config.properties (variants
-    with different `ts.` keys get their own TorchServe), the rest to model-config.yaml.
+    with different `ts.` keys get their own TorchServe; `ts.log4j=<file>` replaces
+    log4j2.xml), the rest to model-config.yaml.
     """
 
     label: str
@@ -138,13 +139,17 @@ def build_variants(
 def torchserve(
     store: Path, labels: Sequence[str], props: Mapping[str, str], work: Path
 ) -> Iterator[TorchServe]:
-    """A TorchServe on free ports serving `labels`, with config.properties overrides; stopped."""
+    """A TorchServe on free ports serving `labels`, with config.properties overrides; stopped.
+
+    The pseudo-property `log4j` names another log4j2.xml (to measure logging settings).
+    """
+    props = dict(props)
+    log4j = Path(props.pop("log4j", LOG4J_CONFIG))
     run_dir = Path(tempfile.mkdtemp(prefix="ts-bench-", dir=work))
     base = run_dir / "base.properties"
-    base.write_text(
-        "".join(f"{k}={v}\n" for k, v in {**read_properties(BASE_CONFIG), **props}.items())
-    )
-    server = TorchServe(run_dir, Ports.free(), store, models=tuple(labels), base_config=base)
+    merged = {**read_properties(BASE_CONFIG), **props}
+    base.write_text("".join(f"{k}={v}\n" for k, v in merged.items()))
+    server = TorchServe(run_dir, Ports.free(), store, tuple(labels), base, log4j)
     server.start()
     try:
         server.wait_ready(timeout=600)

@@ -79,6 +79,7 @@ class TorchServe:
     model_store: Path = DEFAULT_STORE
     models: Sequence[str] = DEFAULT_MODELS
     base_config: Path = BASE_CONFIG
+    log4j_config: Path = LOG4J_CONFIG
 
     @property
     def tmp_dir(self) -> Path:
@@ -129,7 +130,8 @@ class TorchServe:
             initial_worker_port=str(self.ports.worker),
             model_store=str(self.model_store.resolve()),
             load_models=",".join(f"{name}={name}.mar" for name in self.models),
-            vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
+            vmargs=f"-Dlog4j.configurationFile=file:{self.log4j_config} "
+            f"-Djava.io.tmpdir={self.tmp_dir}",
         )
         self.config_path.write_text(
             "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"

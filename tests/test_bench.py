@@ -45,7 +45,7 @@ def test_variant_overrides_land_in_the_right_config():
     )
     config = variant.model_config()
     assert config["maxBatchDelay"] == 1 and config["handler"]["max_texts"] == 8
-    assert config["batchSize"] == 32  # untouched keys come from archive/<model>/model-config.yaml
+    assert config["responseTimeout"] == 30  # untouched keys: archive/<model>/model-config.yaml
     assert variant.ts_props == {"number_of_netty_threads": "4"}
     with pytest.raises(argparse.ArgumentTypeError, match="label=model"):
         bench.parse_variant("x=no_such_model")

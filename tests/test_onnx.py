@@ -75,3 +75,13 @@ def test_changed_onnx_file_is_refused(exported: Path, tmp_path: Path):
 def test_unknown_runtime_is_refused(exported: Path):
     with pytest.raises(ValueError, match="runtime must be onnx or torch"):
         _load(exported, runtime="tensorrt")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_length_groups_do_not_change_answers(exported: Path, nsmc_dir: Path, runtime: str):
+    """A batch run as length-sorted groups answers each text, in order, as one padded batch."""
+    texts, _ = read_labelled(nsmc_dir / TEST_FILE, max_rows=37)
+    whole = _load(exported, runtime=runtime, pad_group=1000).predict_proba(texts)
+    for group in (1, 4):
+        grouped = _load(exported, runtime=runtime, pad_group=group).predict_proba(texts)
+        assert abs(grouped - whole).max() <= 1e-5
