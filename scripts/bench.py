@@ -3,8 +3,9 @@
 Starts everything it measures on free ports in its own /tmp run dir: one
 TorchServe serving every variant (sentiment_fast, sentiment_bert with its
 configured batching and with batch 1, or any `--variant`), and the reference
-app (benchmarks/reference_app.py, uvicorn, 2 workers).  wrk (Debian's `wrk`)
-drives each from a separate process on 127.0.0.1 with single-text JSON bodies;
+app (benchmarks/reference_app.py, uvicorn, 2 workers; as the seed runs it and
+with TCP_NODELAY fixed).  wrk (Debian's `wrk`) drives each from a separate
+process on 127.0.0.1 with single-text JSON bodies, NSMC test reviews in turn;
 every (concurrency, server) point is measured once per round, servers rotated
 within a round, and the medians over rounds reported.  Beside req/s and
 latency it records the CPU each process group spent per request (where the
@@ -14,7 +15,7 @@ handler directly, in batches, through the handler's own load path.
 
     python -m scripts.bench                                   # ~20 min on 2 cores
     python -m scripts.bench --servers fast,reference -c 1,32 --rounds 2
-    python -m scripts.bench --variant fast_d1=sentiment_fast:maxBatchDelay=1 --servers fast,fast_d1
+    python -m scripts.bench --variant fast_d5=sentiment_fast:maxBatchDelay=5 --servers fast,fast_d5
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
 """
@@ -150,12 +151,8 @@ def torchserve(
     merged = {**read_properties(BASE_CONFIG), **props}
     base.write_text("".join(f"{k}={v}\n" for k, v in merged.items()))
     server = TorchServe(run_dir, Ports.free(), store, tuple(labels), base, log4j)
-    server.start()
-    try:
-        server.wait_ready(timeout=600)
+    with server.running(timeout=600):
         yield server
-    finally:
-        server.stop()
 
 
 def _free_port() -> int:

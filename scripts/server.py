@@ -20,9 +20,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import requests
 
@@ -204,6 +205,16 @@ class TorchServe:
             f"models {list(self.models)} not READY after {timeout:.0f}s; "
             f"see {self.log_dir / 'model_log.log'} and {self.log_dir / 'ts_log.log'}"
         )
+
+    @contextmanager
+    def running(self, timeout: float = 120) -> Iterator["TorchServe"]:
+        """Started and READY inside the block; stopped when it ends, however it ends."""
+        self.start()
+        try:
+            self.wait_ready(timeout=timeout)
+            yield self
+        finally:
+            self.stop()
 
     def stop(self, timeout: float = 30) -> bool:
         """Stop the instance and wait until the JVM is gone; False if nothing was running."""

@@ -84,11 +84,9 @@ def server(model_store: Path) -> Iterator[TorchServe]:
     instance = TorchServe(
         run_dir=run_dir, ports=Ports.free(), model_store=model_store, models=tuple(MODELS)
     )
-    instance.start()
     try:
-        instance.wait_ready(timeout=180)
-        yield instance
+        with instance.running(timeout=180):
+            yield instance
     finally:
-        instance.stop()
         if not os.environ.get("KEEP_TS_RUN_DIR"):
             shutil.rmtree(run_dir, ignore_errors=True)
