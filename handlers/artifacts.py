@@ -16,6 +16,8 @@ METADATA_FILE = "metadata.json"
 FAST_MODEL_FILE = "model.joblib"  # sentiment_fast: the fitted scikit-learn pipeline
 # sentiment_bert: a save_pretrained directory (weights, config, tokenizer)
 BERT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+# sentiment_bert, optional: the same weights exported for ONNX Runtime when the archive is built
+BERT_ONNX_FILE = "model.onnx"
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -51,6 +53,13 @@ def write_metadata(model_dir: Path, metadata: Mapping[str, Any], artifacts: Sequ
     recorded = {**metadata, "artifact_sha256": {p.name: sha256_of(p) for p in paths}}
     (model_dir / METADATA_FILE).write_text(json.dumps(recorded, indent=2), encoding="utf-8")
     return recorded
+
+
+def add_artifact(model_dir: Path, name: str, metadata: Mapping[str, Any]) -> dict:
+    """Record one more artifact (made after training, e.g. an export) in metadata.json."""
+    recorded = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    hashes = recorded.pop("artifact_sha256", {})
+    return write_metadata(model_dir, {**recorded, **metadata}, [*hashes, name])
 
 
 def load_verified_metadata(model_dir: Path, required: Sequence[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import joblib
 
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.contract import Explanation, TokenScore
+from handlers.scoring import scorer
 from handlers.sentiment_handler import SentimentHandler
 
 METHOD = "naive-bayes log-odds: tfidf x (log P(ngram|positive) - log P(ngram|negative))"
@@ -43,9 +44,10 @@ class SentimentFastHandler(SentimentHandler):
         positive, negative = list(nb.classes_).index(1), list(nb.classes_).index(0)
         self.log_ratio = nb.feature_log_prob_[positive] - nb.feature_log_prob_[negative]
         self.log_odds_prior = float(nb.class_log_prior_[positive] - nb.class_log_prior_[negative])
+        self.score = scorer(self.model)
 
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
-        return self.model.predict_proba(texts)
+        return self.score(texts)
 
     def ngram_scores(self, texts: list[str]) -> list[dict[str, float]]:
         """Per text, every n-gram the model knows in it -> its term of the log-odds of positive."""

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from handlers.artifacts import METADATA_FILE
 from scripts.nsmc import resolve_data_dir
@@ -32,15 +32,25 @@ class ModelSpec:
     name: str
     handler: str  # file in handlers/
     default_artifacts: Path
+    #: adds build-time artifacts to the staged copy (sentiment_bert: the ONNX export)
+    prepare: Callable[[Path], object] | None = None
 
     @property
     def config_file(self) -> Path:
         return ARCHIVE_DIR / self.name / "model-config.yaml"
 
 
+def _export_onnx(stage: Path) -> object:
+    from scripts.bert_onnx import export  # torch + onnx: imported only for sentiment_bert
+
+    return export(stage)
+
+
 MODELS = {
     "sentiment_fast": ModelSpec("sentiment_fast", "fast_handler.py", ROOT / "build/sentiment_fast"),
-    "sentiment_bert": ModelSpec("sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert"),
+    "sentiment_bert": ModelSpec(
+        "sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert", _export_onnx
+    ),
 }
 # The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
 # metadata.json): training it takes most of an hour on 2 cores, serving it must not.
@@ -97,6 +107,8 @@ def build_archive(
         for item in artifacts.iterdir():
             if item.is_file():  # sub-directories are training state (work/), not artifacts
                 shutil.copy2(item, stage / item.name)
+        if spec.prepare is not None:
+            spec.prepare(stage)
         command = [
             _archiver(),
             "--model-name", archive_name,

@@ -84,6 +84,7 @@ class TorchServe:
     model_store: Path = DEFAULT_STORE
     models: Sequence[str] = DEFAULT_MODELS
     base_config: Path = BASE_CONFIG
+    log4j_config: Path = LOG4J_CONFIG
 
     @property
     def tmp_dir(self) -> Path:
@@ -175,7 +176,8 @@ class TorchServe:
             model_store=str(self.model_store.resolve()),
             allowed_urls=self.allowed_urls(),
             load_models=",".join(f"{name}={self.default_archive(name)}" for name in self.models),
-            vmargs=f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Djava.io.tmpdir={self.tmp_dir}",
+            vmargs=f"-Dlog4j.configurationFile=file:{self.log4j_config} "
+            f"-Djava.io.tmpdir={self.tmp_dir}",
         )
         self.config_path.write_text(
             "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"

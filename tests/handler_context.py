@@ -1,28 +1,17 @@
-"""Run a handler the way a TorchServe worker does, without the server.
+"""Send one batch through a handler the way a TorchServe worker does, without the server.
 
-Builds TorchServe's own Context (with its real metrics cache), so the handler
-sees the same object as in production; only the socket is missing.
+The Context is TorchServe's own (scripts.inprocess.make_context); only the socket is missing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
-import ts
-import yaml
 from ts.context import Context, RequestProcessor
-from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
-METRICS_YAML = Path(ts.__file__).parent / "configs" / "metrics.yaml"
+from scripts.inprocess import make_context
 
-
-def make_context(model_name: str, model_dir: Path, config_yaml: Path | None = None) -> Context:
-    metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_YAML))
-    metrics.initialize_cache()
-    config = yaml.safe_load(config_yaml.read_text()) if config_yaml else {}
-    return Context(model_name, str(model_dir), None, config.get("batchSize", 1), None, "0.12.0",
-                   metrics=metrics, model_yaml_config=config)  # fmt: skip
+__all__ = ["make_context", "run_batch"]
 
 
 def _headers(request: dict, content_type: str | None, explain: bool = False) -> RequestProcessor:

@@ -55,7 +55,8 @@ def test_describe_shows_configured_batching(server: TorchServe, model: str):
     configured = yaml.safe_load(MODELS[model].config_file.read_text())
     assert description["batchSize"] == configured["batchSize"]
     assert description["maxBatchDelay"] == configured["maxBatchDelay"]
-    assert [w["status"] for w in description["workers"]] == ["READY"]
+    workers = configured.get("minWorkers", 1)
+    assert [w["status"] for w in description["workers"]] == ["READY"] * workers
 
 
 @pytest.mark.parametrize(

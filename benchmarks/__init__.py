@@ -1,0 +1,1 @@
+"""Baselines the benchmark compares TorchServe against (see scripts/bench.py)."""

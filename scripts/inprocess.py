@@ -1,0 +1,86 @@
+"""Run a handler the way a TorchServe worker does, in this process, without the server.
+
+Builds TorchServe's own Context (with its real metrics cache), so the handler
+sees the same object as in production; only the socket is missing.  Used by
+the tests, the ONNX parity check and the benchmark's in-process ceilings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import ts
+import yaml
+from ts.context import Context
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+METRICS_YAML = Path(ts.__file__).parent / "configs" / "metrics.yaml"
+
+
+def make_context(
+    model_name: str, model_dir: Path, config_yaml: Path | Mapping[str, Any] | None = None
+) -> Context:
+    """A worker's Context for `model_dir`; the config is a model-config.yaml path or its dict."""
+    metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_YAML))
+    metrics.initialize_cache()
+    if isinstance(config_yaml, Path):
+        config = yaml.safe_load(config_yaml.read_text())
+    else:
+        config = dict(config_yaml or {})
+    return Context(
+        model_name,
+        str(model_dir),
+        None,
+        config.get("batchSize", 1),
+        None,
+        "0.12.0",
+        metrics=metrics,
+        model_yaml_config=config,
+    )
+
+
+def handler_class(handler_file: str) -> type:
+    """The SentimentHandler subclass defined in handlers/<handler_file>."""
+    from handlers.sentiment_handler import SentimentHandler
+
+    module = importlib.import_module(f"handlers.{Path(handler_file).stem}")
+    [cls] = [
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, SentimentHandler) and c.__module__ == module.__name__
+    ]
+    return cls
+
+
+def load_handler(
+    model_name: str, model_dir: Path, handler_file: str, config: Mapping[str, Any]
+) -> Any:
+    """An initialised handler for the artifacts in `model_dir`, through its own load path."""
+    handler = handler_class(handler_file)()
+    handler.initialize(make_context(model_name, model_dir, config))
+    return handler
+
+
+def load_archive(mar: Path, into: Path, handler_overrides: Mapping[str, Any] = ()) -> Any:
+    """Unpack a .mar into `into` and initialise its handler exactly as a worker would."""
+    with zipfile.ZipFile(mar) as archive:
+        archive.extractall(into)
+    manifest = json.loads((into / "MAR-INF" / "MANIFEST.json").read_text())["model"]
+    config = yaml.safe_load((into / manifest["configFile"]).read_text())
+    config["handler"] = {**config.get("handler", {}), **dict(handler_overrides)}
+    return load_handler(manifest["modelName"], into, manifest["handler"], config)
+
+
+def texts_per_second(handler: Any, texts: Sequence[str], batch_size: int) -> float:
+    """predict_proba throughput over `texts` in batches of `batch_size` (no server)."""
+    handler.predict_proba(list(texts[:batch_size]))  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        handler.predict_proba(list(texts[start : start + batch_size]))
+    return len(texts) / (time.perf_counter() - started)

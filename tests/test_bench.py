@@ -1,0 +1,80 @@
+"""The benchmark instrument: wrk output parsing, variants, the report, and one short real run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripts import bench
+from scripts.bench_report import medians, targets_met, write_report
+from scripts.loadgen import BenchError, parse_wrk
+
+# What `wrk --latency` prints (Debian's wrk 4.1), trimmed to the lines that are read.
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8080/predictions/sentiment_fast
+  2 threads and 32 connections
+  Latency Distribution
+     50%   15.98ms
+     75%   18.20ms
+     90%   22.10ms
+     99%    1.02s
+  18113 requests in 10.00s, 4.10MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1811.05
+Transfer/sec:    419.93KB
+"""
+
+
+def test_parse_wrk_reads_rate_percentiles_in_ms_and_errors():
+    parsed = parse_wrk(WRK_OUTPUT)
+    assert parsed == {"rps": 1811.05, "p50_ms": 15.98, "p99_ms": 1020.0, "requests": 18113,
+                      "errors": 4 + 3}  # fmt: skip
+    micro = WRK_OUTPUT.replace("15.98ms", "850.00us").replace("Socket errors", "Ignored")
+    assert parse_wrk(micro)["p50_ms"] == pytest.approx(0.85)
+    with pytest.raises(BenchError, match="cannot read wrk's output"):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def test_variant_overrides_land_in_the_right_config():
+    variant = bench.parse_variant(
+        "fast_x=sentiment_fast:maxBatchDelay=1,handler.max_texts=8,ts.number_of_netty_threads=4"
+    )
+    config = variant.model_config()
+    assert config["maxBatchDelay"] == 1 and config["handler"]["max_texts"] == 8
+    assert config["responseTimeout"] == 30  # untouched keys: archive/<model>/model-config.yaml
+    assert variant.ts_props == {"number_of_netty_threads": "4"}
+    with pytest.raises(argparse.ArgumentTypeError, match="label=model"):
+        bench.parse_variant("x=no_such_model")
+
+
+def test_report_medians_and_targets():
+    runs = [{"round": r, "server": s, "concurrency": c, "rps": rps, "p50_ms": 2.0, "p99_ms": 9.0,
+             "errors": 0}
+            for r, s, c, rps in [(0, "fast", 32, 3000), (1, "fast", 32, 3400), (2, "fast", 32, 9),
+                                 (0, "reference", 32, 1000), (1, "reference", 32, 1200),
+                                 (2, "reference", 32, 1100)]]  # fmt: skip
+    table = medians(runs)
+    assert table["fast"][32]["rps"] == 3000 and table["reference"][32]["rps"] == 1100
+    [p99, ratio] = targets_met(table, {})
+    assert p99["met"] and ratio["value"] == "2.73x" and not ratio["met"]
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk not installed (apt-get install wrk)")
+def test_short_real_run_against_torchserve_and_reference_app(
+    fast_artifacts: Path, nsmc_dir: Path, tmp_path: Path
+):
+    """Both servers start, answer wrk without errors, are stopped, and the report is written."""
+    argv = "--servers fast,reference -c 2 --seconds 1 --warmup 0 --rounds 1 --no-ceilings"
+    args = bench.build_parser().parse_args([*argv.split(), "--data-dir", str(nsmc_dir)])
+    report = bench.run(args, artifacts={"sentiment_fast": fast_artifacts})
+    assert [(r["server"], r["errors"]) for r in report["runs"]] == [("fast", 0), ("reference", 0)]
+    assert all(r["rps"] > 0 and r["cpu_ms_per_req_workers"] > 0 for r in report["runs"])
+    assert report["runs"][0]["ts_inference_ms"] > 0  # TorchServe's own latency counters
+    text = write_report(report, tmp_path)
+    assert "| fast | 2 |" in text and "| reference | 2 |" in text
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["rounds"] == 1
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
