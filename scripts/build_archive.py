@@ -53,7 +53,7 @@ MODELS = {
     ),
 }
 # The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
-# metadata.json): training it takes most of an hour on 2 cores, serving it must not.
+# metadata.json): training it takes over an hour on 2 cores, serving it must not.
 BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 
 
@@ -67,7 +67,7 @@ def ensure_artifacts(name: str, data_dir: str | None) -> Path:
             return BERT_CHECKPOINT
         from scripts.train_bert import train as train_bert
 
-        print("no committed sentiment_bert checkpoint; training the cpu preset (~45 min) ...")
+        print("no committed sentiment_bert checkpoint; training the cpu preset (~75 min) ...")
         train_bert(resolve_data_dir(data_dir), artifacts)
     else:
         from scripts.train_fast import train as train_fast

@@ -1,14 +1,17 @@
-"""Train sentiment_bert offline: WordPiece tokenizer -> masked-LM pre-training -> fine-tuning.
+"""Train sentiment_bert offline: WordPiece -> masked-LM pre-training -> fine-tuning -> distillation.
 
 The model hub is unreachable here, so the default builds a small BERT from the
 project's own data; in-domain pre-training on the unlabeled reviews is what
-makes a small model competitive.  With a hub (or a local checkpoint), `--init`
+makes a small model competitive.  The last stage distils an ensemble of n-gram
+models and the fine-tuned BERT into the BERT, over the unlabeled reviews
+(`scripts/teachers.py` says why).  With a hub (or a local checkpoint), `--init`
 skips the first two stages and fine-tunes any Hugging Face sequence-
 classification checkpoint instead:
 
     python -m scripts.train_bert --preset cpu --out build/sentiment_bert
     python -m scripts.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.train_bert --init /path/to/saved/checkpoint
+    python -m scripts.train_bert --init <fine-tuned dir> --finetune-epochs 0   # distil only
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 """
@@ -16,6 +19,8 @@ Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import platform
 import random
@@ -44,6 +49,7 @@ from transformers.utils import logging as hf_logging
 from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
+from scripts import teachers
 from scripts.nsmc import (
     UNLABELED_FILE,
     ensure_files,
@@ -69,6 +75,9 @@ class Preset:
     finetune_batch: int
     pretrain_lr: float = 5e-4
     finetune_lr: float = 1e-4
+    distill_epochs: float = 0.0
+    distill_batch: int = 64
+    distill_lr: float = 2e-4
     max_train_rows: int | None = None
     max_pretrain_texts: int | None = None
 
@@ -87,13 +96,19 @@ PRESETS = {
         32,
         pretrain_lr=2e-3,
         finetune_lr=2e-3,
+        distill_epochs=1,
+        distill_lr=1e-3,
         max_train_rows=4000,
         max_pretrain_texts=4000,
     ),
-    # the CPU default: 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores
-    "cpu": Preset(12000, 128, 2, 2, 64, 10000, 64, 2, 32),
+    # the CPU default: 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores,
+    # then one distillation epoch over the unlabeled reviews
+    "cpu": Preset(12000, 128, 2, 2, 64, 10000, 64, 2, 32, distill_epochs=1),
     # for a GPU: a 6-layer/384 encoder, longer pre-training
-    "gpu": Preset(24000, 384, 6, 6, 96, 40000, 256, 3, 64, pretrain_lr=3e-4, finetune_lr=5e-5),
+    "gpu": Preset(
+        24000, 384, 6, 6, 96, 40000, 256, 3, 64, pretrain_lr=3e-4, finetune_lr=5e-5,
+        distill_epochs=1, distill_batch=128, distill_lr=5e-5,
+    ),  # fmt: skip
 }
 
 
@@ -258,7 +273,57 @@ def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device
                     labels=labels[index].to(device))  # fmt: skip
         return out.loss
 
-    run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
+    if steps:
+        run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
+
+
+def transfer_set(unlabeled: Sequence[str], labelled: Sequence[str], test: Sequence[str]) -> list[str]:
+    """Unlabeled reviews, deduplicated, without any text of the labelled or the test set.
+
+    Texts of the test set are left out so that no teacher's answer on a test review is
+    taught to the student (1.8k of the unlabeled lines are test reviews verbatim).
+    """
+    seen = set(labelled) | set(test)
+    return [t for t in dict.fromkeys(unlabeled) if t not in seen]
+
+
+def teacher_probabilities(
+    model, tokenizer, train_set, transfer: Sequence[str], test_texts: Sequence[str],
+    preset: Preset, work_dir: Path, device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher ensemble's probabilities on the transfer set and (for the record) the test set."""
+    cache = work_dir / "teacher.npz"
+    if cache.exists():  # resuming
+        saved = np.load(cache)
+        return saved["transfer"], saved["test"]
+    print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
+    ensemble = teachers.fit_ngram_teachers(*train_set) + [
+        lambda texts: predict_proba(model, tokenizer, texts, preset.max_len, device)
+    ]
+    transfer_p = teachers.ensemble_proba(ensemble, transfer)
+    test_p = teachers.ensemble_proba(ensemble, test_texts)
+    np.savez(cache, transfer=transfer_p, test=test_p)
+    return transfer_p, test_p
+
+
+def distill(
+    model, tokenizer, train_set, transfer: Sequence[str], targets: np.ndarray, preset: Preset,
+    work_dir: Path, device,
+) -> None:
+    """Soft cross-entropy against the teachers (transfer set) and the gold labels (training set)."""
+    texts = list(train_set[0]) + list(transfer)
+    soft = torch.from_numpy(np.concatenate([np.eye(2, dtype=np.float32)[train_set[1]], targets]))
+    ids = encode(tokenizer, texts, preset.max_len)
+    order = batches(len(ids), preset.distill_batch, seed=3)
+    steps = math.ceil(preset.distill_epochs * len(ids) / preset.distill_batch)
+
+    def step_loss(_: int) -> torch.Tensor:
+        index = next(order)
+        batch_ids, attention = pad([ids[i] for i in index], tokenizer.pad_token_id)
+        logits = model(input_ids=batch_ids.to(device), attention_mask=attention.to(device)).logits
+        return -(soft[index].to(device) * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+    run_steps(model, step_loss, steps, preset.distill_lr, work_dir, "distill")
 
 
 @torch.inference_mode()
@@ -279,13 +344,47 @@ def predict_proba(
 # --------------------------------------------------------------------------- pipeline
 
 
+def read_unlabeled_required(data_dir: Path, limit: int | None) -> list[str]:
+    path = data_dir / UNLABELED_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} (one review per line) is needed for pre-training and distillation "
+            "(with --init, --distill-epochs 0 skips distillation)"
+        )
+    return read_unlabeled(path, limit)
+
+
+def accuracy_of(probabilities: np.ndarray, labels: Sequence[int]) -> float:
+    return float(np.mean(probabilities.argmax(axis=1) == np.asarray(labels)))
+
+
+def init_record(init: str) -> dict | None:
+    """What the starting checkpoint says of itself (its own manifest), when it is a local one."""
+    path = Path(init) / "metadata.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    keys = ("model", "description", "command", "test_accuracy", "created_at")
+    return {key: saved[key] for key in keys if key in saved}
+
+
 def train(
-    data_dir: Path, out_dir: Path, preset_name: str = "cpu", init: str | None = None, seed: int = 42
+    data_dir: Path,
+    out_dir: Path,
+    preset_name: str = "cpu",
+    init: str | None = None,
+    seed: int = 42,
+    overrides: dict | None = None,
 ) -> dict:
-    """Build the model directory (save_pretrained + metadata.json) and return the metadata."""
+    """Build the model directory (save_pretrained + metadata.json) and return the metadata.
+
+    `overrides` replaces preset fields (e.g. {"finetune_epochs": 0} to only distil an
+    already fine-tuned `init` checkpoint).
+    """
     hf_logging.disable_progress_bar()
     seed_everything(seed)
-    preset = PRESETS[preset_name]
+    overrides = overrides or {}
+    preset = dataclasses.replace(PRESETS[preset_name], **overrides)
     device = pick_device()
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +393,9 @@ def train(
     test_set = read_labelled(test_path)
     started = time.monotonic()
     print(f"device {device}, preset {preset_name}: {asdict(preset)}")
+    limit = preset.max_pretrain_texts
+    needs_unlabeled = not init or preset.distill_epochs > 0
+    unlabeled = read_unlabeled_required(data_dir, limit) if needs_unlabeled else []
 
     if init:
         tokenizer = AutoTokenizer.from_pretrained(init)
@@ -303,13 +405,7 @@ def train(
         )  # fmt: skip
         pretrain_texts = 0
     else:
-        unlabeled_path = data_dir / UNLABELED_FILE
-        if not unlabeled_path.exists():
-            raise FileNotFoundError(
-                f"{unlabeled_path} (one review per line) is needed for pre-training"
-            )
-        limit = preset.max_pretrain_texts
-        corpus = read_unlabeled(unlabeled_path, limit) + train_set[0][:limit]
+        corpus = unlabeled + train_set[0][:limit]
         pretrain_texts = len(corpus)
         tokenizer_dir = work_dir / "tokenizer"
         if (tokenizer_dir / "tokenizer.json").exists():  # resuming
@@ -324,29 +420,45 @@ def train(
         )  # fmt: skip
     model.to(device)
     finetune(model, tokenizer, train_set, preset, work_dir, device)
+    scores = {"finetuned_test_accuracy": accuracy_of(
+        predict_proba(model, tokenizer, test_set[0], preset.max_len, device), test_set[1])}  # fmt: skip
+    transfer: list[str] = []
+    if preset.distill_epochs > 0:
+        transfer = transfer_set(unlabeled, train_set[0], test_set[0])
+        targets, teacher_test = teacher_probabilities(
+            model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device
+        )
+        scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])
+        print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, "
+              f"teachers {scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
+        distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device)
     probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
-    accuracy = float(np.mean(probabilities.argmax(axis=1) == np.asarray(test_set[1])))
+    accuracy = accuracy_of(probabilities, test_set[1])
 
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    flags = [f"--preset {preset_name}", f"--seed {seed}"] + ([f"--init {init}"] if init else [])
+    flags += [f"--{key.replace('_', '-')} {value}" for key, value in overrides.items()]
+    origin = f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"
+    if preset.distill_epochs > 0:
+        origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
     metadata = {
         "model": "sentiment_bert",
-        "description": f"BERT {preset.layers} layers / hidden {preset.hidden}, "
-        + (f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"),
+        "description": f"BERT {preset.layers} layers / hidden {preset.hidden}, {origin}",
         "labels": list(LABELS),
         "test_accuracy": round(accuracy, 4),
+        **{key: round(value, 4) for key, value in scores.items()},
         "preset": preset_name,
         "preset_settings": asdict(preset),
         "init": init,
+        "init_metadata": init_record(init) if init else None,
         "seed": seed,
-        "command": " ".join(
-            ["python -m scripts.train_bert", f"--preset {preset_name}", f"--seed {seed}"]
-            + ([f"--init {init}"] if init else [])
-        ),
+        "command": " ".join(["python -m scripts.train_bert", *flags]),
         "max_length": preset.max_len,
         "train_rows": len(train_set[0]),
         "test_rows": len(test_set[0]),
         "pretrain_texts": pretrain_texts,
+        "transfer_texts": len(transfer),
         "train_file_sha256": sha256_of(train_path),
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
@@ -372,9 +484,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--finetune-epochs", type=float, help="override the preset (0: skip)")
+    parser.add_argument("--distill-epochs", type=float, help="override the preset (0: skip)")
     args = parser.parse_args(argv)
+    overrides = {
+        key: getattr(args, key)
+        for key in ("finetune_epochs", "distill_epochs")
+        if getattr(args, key) is not None
+    }
     return run_cli(
-        lambda: train(resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed)
+        lambda: train(
+            resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed, overrides
+        )
     )
 
 

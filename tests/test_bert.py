@@ -51,17 +51,21 @@ def test_padding_does_not_change_answers(random_bert_dir: Path):
 
 def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path):
     """`--init <dir>` skips tokenizer training and MLM, and fine-tunes the given checkpoint."""
-    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir))
+    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir),
+                     overrides={"distill_epochs": 0})  # fmt: skip
     assert metadata["init"] == str(random_bert_dir) and metadata["pretrain_texts"] == 0
+    assert metadata["init_metadata"] == {"model": "random"}  # the starting point's manifest
+    assert metadata["command"].endswith("--distill-epochs 0") and metadata["transfer_texts"] == 0
     handler, context = load(tmp_path / "out")
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
 
 
 def test_tiny_preset_pipeline_learns(bert_artifacts: Path):
-    """Tokenizer -> MLM -> fine-tune on 4k rows: well above chance, and the metadata is complete."""
+    """Tokenizer -> MLM -> fine-tune -> distil on 4k rows: above chance, metadata complete."""
     metadata = json.loads((bert_artifacts / "metadata.json").read_text())
     assert metadata["preset"] == "tiny" and metadata["pretrain_texts"] > 0
+    assert metadata["transfer_texts"] > 0 and metadata["teacher_test_accuracy"] > 0.65
     assert metadata["test_accuracy"] > 0.65  # ~0.74 measured over seeds; chance is 0.5
     assert set(metadata["artifact_sha256"]) >= {"model.safetensors", "tokenizer.json"}
     tokenizer = load(bert_artifacts)[0].tokenizer

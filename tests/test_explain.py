@@ -97,10 +97,13 @@ def test_bert_attributions_agree_with_the_prediction(bert, text: str, label: str
     check_spans(text, explanation)
     before = log_odds(handler, text)
     assert (before > 0) == (label == "positive")
+    assert explanation.tokens and all(math.isfinite(t.score) for t in explanation.tokens)
     total = sum(t.score for t in explanation.tokens)
-    if explanation.base is None:  # gradient x input: only the sum's sign is promised
-        assert (total > 0) == (before > 0)
-        return  # its top token failed the deletion check below on the first seed (why IG serves)
+    if explanation.base is None:
+        # gradient x input is a local linearisation: no sum rule, not even the sum's sign (the
+        # distilled checkpoint sums to +0.28 on a text it scores -5.5), and its top token failed
+        # the deletion check below on the first seed. That is why integrated gradients serve.
+        return
     # integrated gradients: base + scores = the log-odds (the sum rule)
     assert explanation.base + total == pytest.approx(before, abs=0.1)
     top = max(explanation.tokens, key=lambda t: abs(t.score))
