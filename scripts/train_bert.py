@@ -359,12 +359,15 @@ def accuracy_of(probabilities: np.ndarray, labels: Sequence[int]) -> float:
 
 
 def init_record(init: str) -> dict | None:
-    """What the starting checkpoint says of itself (its own manifest), when it is a local one."""
+    """What the starting checkpoint says of itself (its own manifest), when it is a local one.
+
+    Its own `init_metadata` is kept too, so a chain of runs stays traceable to the first.
+    """
     path = Path(init) / "metadata.json"
     if not path.exists():
         return None
     saved = json.loads(path.read_text())
-    keys = ("model", "description", "command", "test_accuracy", "created_at")
+    keys = ("model", "description", "command", "test_accuracy", "created_at", "init_metadata")
     return {key: saved[key] for key in keys if key in saved}
 
 
