@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from handlers.scoring import scorer
+from handlers.scoring import scorer, softmax
 from scripts.train_fast import char_ngram_pipeline
 
 Predict = Callable[[list[str]], np.ndarray]
@@ -64,6 +64,5 @@ def ensemble_proba(teachers: Sequence[Predict], texts: Sequence[str], chunk: int
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])
         log_mean = np.mean([np.log(np.clip(t(part), 1e-7, 1.0)) for t in teachers], axis=0)
-        probabilities = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
-        out[start : start + len(part)] = probabilities / probabilities.sum(axis=1, keepdims=True)
+        out[start : start + len(part)] = softmax(log_mean)
     return out

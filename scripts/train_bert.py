@@ -423,10 +423,11 @@ def train(
         )  # fmt: skip
     model.to(device)
     finetune(model, tokenizer, train_set, preset, work_dir, device)
-    scores = {"finetuned_test_accuracy": accuracy_of(
-        predict_proba(model, tokenizer, test_set[0], preset.max_len, device), test_set[1])}  # fmt: skip
+    probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
+    scores: dict[str, float] = {}
     transfer: list[str] = []
     if preset.distill_epochs > 0:
+        scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
         transfer = transfer_set(unlabeled, train_set[0], test_set[0])
         targets, teacher_test = teacher_probabilities(
             model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device
@@ -435,7 +436,7 @@ def train(
         print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, "
               f"teachers {scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
         distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device)
-    probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
+        probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
     accuracy = accuracy_of(probabilities, test_set[1])
 
     model.to("cpu").save_pretrained(out_dir)
