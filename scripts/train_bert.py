@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import tokenizers
@@ -104,6 +104,13 @@ PRESETS = {
     # the CPU default: 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores,
     # then one distillation epoch over the unlabeled reviews
     "cpu": Preset(12000, 128, 2, 2, 64, 10000, 64, 2, 32, distill_epochs=1),
+    # a CPU student with 4x the capacity of `cpu` (4 layers / 256): pre-training over ~0.8
+    # epochs of the reviews, one fine-tuning epoch, then 3 distillation epochs. Hours on 2
+    # cores: every stage resumes from <out>/work/, so it may run over several sessions.
+    "cpu-4x256": Preset(
+        12000, 256, 4, 4, 64, 4000, 128, 1, 32, pretrain_lr=5e-4, finetune_lr=1e-4,
+        distill_epochs=3, distill_batch=64, distill_lr=2e-4,
+    ),  # fmt: skip
     # for a GPU: a 6-layer/384 encoder, longer pre-training
     "gpu": Preset(
         24000, 384, 6, 6, 96, 40000, 256, 3, 64, pretrain_lr=3e-4, finetune_lr=5e-5,
@@ -183,21 +190,39 @@ def mask_tokens(
     return inputs, labels
 
 
-def batches(n_items: int, batch_size: int, seed: int) -> Iterator[list[int]]:
-    """Shuffled index batches, epoch after epoch."""
+def batches(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 64) -> Iterator[list[int]]:
+    """Shuffled index batches of similar lengths, epoch after epoch.
+
+    Reviews are mostly short with a long tail: a batch drawn at random is padded to its
+    longest review.  Sorting each pool of `pool` batches by length, then shuffling the
+    batches, cuts most of that padding and keeps the order random at the batch level.
+    """
     rng = random.Random(seed)
+    n_items = len(lengths)
     while True:
         order = list(range(n_items))
         rng.shuffle(order)
-        for start in range(0, n_items - batch_size + 1, batch_size):
-            yield order[start : start + batch_size]
+        epoch = []
+        span = batch_size * pool
+        for start in range(0, n_items - batch_size + 1, span):
+            chunk = sorted(order[start : start + span], key=lengths.__getitem__)
+            epoch += [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1,
+                                                                batch_size)]  # fmt: skip
+        rng.shuffle(epoch)
+        yield from epoch
 
 
 # --------------------------------------------------------------------------- training loop
 
 
-def run_steps(model, step_loss, total_steps: int, lr: float, work_dir: Path, desc: str) -> None:
-    """AdamW with warm-up and linear decay; checkpoints every few minutes and resumes from them."""
+def run_steps(
+    model, step_loss, total_steps: int, lr: float, work_dir: Path, desc: str,
+    after_step: Callable[[int], None] | None = None,
+) -> None:
+    """AdamW with warm-up and linear decay; checkpoints every few minutes and resumes from them.
+
+    `after_step(step)` runs after each optimizer step (e.g. a validation at epoch ends).
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, total_steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -231,6 +256,9 @@ def run_steps(model, step_loss, total_steps: int, lr: float, work_dir: Path, des
                      "schedule": schedule.state_dict(), "step": step + 1}  # fmt: skip
             torch.save(state, state_path)
             last_save = time.monotonic()
+        if after_step is not None:
+            after_step(step)
+            model.train()
     model.eval()
 
 
@@ -245,7 +273,7 @@ def pretrain(
     )  # fmt: skip
     model = BertForMaskedLM(config).to(device)
     ids = encode(tokenizer, texts, preset.max_len)
-    order = batches(len(ids), preset.pretrain_batch, seed=1)
+    order = batches([len(i) for i in ids], preset.pretrain_batch, seed=1)
 
     def step_loss(_: int) -> torch.Tensor:
         batch_ids, attention = pad([ids[i] for i in next(order)], tokenizer.pad_token_id)
@@ -263,7 +291,7 @@ def pretrain(
 def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device) -> None:
     ids = encode(tokenizer, train_set[0], preset.max_len)
     labels = torch.tensor(train_set[1])
-    order = batches(len(ids), preset.finetune_batch, seed=2)
+    order = batches([len(i) for i in ids], preset.finetune_batch, seed=2)
     steps = math.ceil(preset.finetune_epochs * len(ids) / preset.finetune_batch)
 
     def step_loss(_: int) -> torch.Tensor:
@@ -289,32 +317,38 @@ def transfer_set(unlabeled: Sequence[str], labelled: Sequence[str], test: Sequen
 
 def teacher_probabilities(
     model, tokenizer, train_set, transfer: Sequence[str], test_texts: Sequence[str],
-    preset: Preset, work_dir: Path, device,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher ensemble's probabilities on the transfer set and (for the record) the test set."""
+    preset: Preset, work_dir: Path, device, validation_texts: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The teacher ensemble's probabilities on the transfer set and (for the record) the
+    validation and test sets."""
     cache = work_dir / "teacher.npz"
     if cache.exists():  # resuming
         saved = np.load(cache)
-        return saved["transfer"], saved["test"]
+        return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
     ensemble = teachers.fit_ngram_teachers(*train_set) + [
         lambda texts: predict_proba(model, tokenizer, texts, preset.max_len, device)
     ]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
+    validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
-    np.savez(cache, transfer=transfer_p, test=test_p)
-    return transfer_p, test_p
+    np.savez(cache, transfer=transfer_p, validation=validation_p, test=test_p)
+    return transfer_p, validation_p, test_p
 
 
 def distill(
     model, tokenizer, train_set, transfer: Sequence[str], targets: np.ndarray, preset: Preset,
-    work_dir: Path, device,
+    work_dir: Path, device, validation=None,
 ) -> None:
-    """Soft cross-entropy against the teachers (transfer set) and the gold labels (training set)."""
+    """Soft cross-entropy against the teachers (transfer set) and the gold labels (training set).
+
+    With a `validation` set, its accuracy is measured at every epoch's end and appended to
+    `<work>/distill_validation.jsonl`, so the number of epochs is chosen without the test set.
+    """
     texts = list(train_set[0]) + list(transfer)
     soft = torch.from_numpy(np.concatenate([np.eye(2, dtype=np.float32)[train_set[1]], targets]))
     ids = encode(tokenizer, texts, preset.max_len)
-    order = batches(len(ids), preset.distill_batch, seed=3)
+    order = batches([len(i) for i in ids], preset.distill_batch, seed=3)
     steps = math.ceil(preset.distill_epochs * len(ids) / preset.distill_batch)
 
     def step_loss(_: int) -> torch.Tensor:
@@ -323,7 +357,20 @@ def distill(
         logits = model(input_ids=batch_ids.to(device), attention_mask=attention.to(device)).logits
         return -(soft[index].to(device) * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
-    run_steps(model, step_loss, steps, preset.distill_lr, work_dir, "distill")
+    per_epoch = math.ceil(len(ids) / preset.distill_batch)
+
+    def validate(step: int) -> None:
+        if validation is None or ((step + 1) % per_epoch and step + 1 != steps):
+            return
+        model.eval()
+        proba = predict_proba(model, tokenizer, validation[0], preset.max_len, device)
+        record = {"step": step + 1, "epoch": round((step + 1) / per_epoch, 3),
+                  "validation_accuracy": round(accuracy_of(proba, validation[1]), 4)}  # fmt: skip
+        print(f"\ndistill {record}", flush=True)
+        with open(work_dir / "distill_validation.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
+    run_steps(model, step_loss, steps, preset.distill_lr, work_dir, "distill", validate)
 
 
 @torch.inference_mode()
@@ -392,7 +439,10 @@ def train(
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
     train_path, test_path = ensure_files(data_dir)
-    train_set = read_labelled(train_path, preset.max_train_rows)
+    # Training rows outside the validation split; the split judges every stage, the test set
+    # only the final model.
+    train_set = read_labelled(train_path, preset.max_train_rows, part="fit")
+    validation_set = read_labelled(train_path, preset.max_train_rows, part="validation")
     test_set = read_labelled(test_path)
     started = time.monotonic()
     print(f"device {device}, preset {preset_name}: {asdict(preset)}")
@@ -423,21 +473,31 @@ def train(
         )  # fmt: skip
     model.to(device)
     finetune(model, tokenizer, train_set, preset, work_dir, device)
+
+    def validation_accuracy() -> float:
+        proba = predict_proba(model, tokenizer, validation_set[0], preset.max_len, device)
+        return accuracy_of(proba, validation_set[1])
+
     probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
     scores: dict[str, float] = {}
     transfer: list[str] = []
     if preset.distill_epochs > 0:
         scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
-        transfer = transfer_set(unlabeled, train_set[0], test_set[0])
-        targets, teacher_test = teacher_probabilities(
-            model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device
-        )
+        scores["finetuned_validation_accuracy"] = validation_accuracy()
+        transfer = transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
+        targets, teacher_validation, teacher_test = teacher_probabilities(
+            model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device,
+            validation_set[0],
+        )  # fmt: skip
+        scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation_set[1])
         scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])
         print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, "
               f"teachers {scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
-        distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device)
+        distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device,
+                validation_set)  # fmt: skip
         probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
     accuracy = accuracy_of(probabilities, test_set[1])
+    scores["validation_accuracy"] = validation_accuracy()
 
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -460,6 +520,7 @@ def train(
         "command": " ".join(["python -m scripts.train_bert", *flags]),
         "max_length": preset.max_len,
         "train_rows": len(train_set[0]),
+        "validation_rows": len(validation_set[0]),
         "test_rows": len(test_set[0]),
         "pretrain_texts": pretrain_texts,
         "transfer_texts": len(transfer),
