@@ -12,6 +12,7 @@ and records the file's SHA-256 in metadata.json like every other artifact.
 from __future__ import annotations
 
 import argparse
+import inspect
 import shutil
 import sys
 import tempfile
@@ -60,6 +61,17 @@ def _sample_difference(model: Any, tokenizer: Any, path: Path) -> float:
     return worst
 
 
+def forward_inputs(model: Any, encoded: Any) -> list[str]:
+    """The tokenizer's outputs that forward() takes, in forward()'s order.
+
+    The exporter orders the graph's inputs as forward()'s signature does (input_ids,
+    attention_mask, token_type_ids for BERT), whatever order the tokenizer returns them in;
+    naming them in the tokenizer's order silently swaps two inputs.  Outputs forward()
+    does not take (DistilBERT's tokenizer may still return token_type_ids) are left out.
+    """
+    return [name for name in inspect.signature(model.forward).parameters if name in encoded]
+
+
 def export(model_dir: Path) -> dict:
     """Write model_dir/model.onnx, prove it matches torch on SAMPLE, record it in metadata.json."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -69,14 +81,15 @@ def export(model_dir: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     encoded = tokenizer(SAMPLE[:2], padding=True, return_tensors="pt")
-    names = list(encoded)
+    names = forward_inputs(model, encoded)
+    encoded = {name: encoded[name] for name in names}
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     path = model_dir / BERT_ONNX_FILE
     with warnings.catch_warnings():  # the TorchScript exporter's tracer warnings
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (dict(encoded),),
+            (encoded,),
             str(path),
             input_names=names,
             output_names=["logits"],

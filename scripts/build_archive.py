@@ -33,23 +33,26 @@ class ModelSpec:
     handler: str  # file in handlers/
     default_artifacts: Path
     #: adds build-time artifacts to the staged copy (sentiment_bert: the ONNX export)
-    prepare: Callable[[Path], object] | None = None
+    prepare: Callable[[Path, Path], object] | None = None
 
     @property
     def config_file(self) -> Path:
         return ARCHIVE_DIR / self.name / "model-config.yaml"
 
 
-def _export_onnx(stage: Path) -> object:
+def _prepare_bert(stage: Path, source: Path) -> object:
+    """A foreign checkpoint gets its manifest; every checkpoint its ONNX export."""
+    from scripts.bert_checkpoint import ensure_manifest  # transformers: only for sentiment_bert
     from scripts.bert_onnx import export  # torch + onnx: imported only for sentiment_bert
 
+    ensure_manifest(stage, str(source))
     return export(stage)
 
 
 MODELS = {
     "sentiment_fast": ModelSpec("sentiment_fast", "fast_handler.py", ROOT / "build/sentiment_fast"),
     "sentiment_bert": ModelSpec(
-        "sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert", _export_onnx
+        "sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert", _prepare_bert
     ),
 }
 # The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
@@ -108,7 +111,7 @@ def build_archive(
             if item.is_file():  # sub-directories are training state (work/), not artifacts
                 shutil.copy2(item, stage / item.name)
         if spec.prepare is not None:
-            spec.prepare(stage)
+            spec.prepare(stage, artifacts.resolve())
         command = [
             _archiver(),
             "--model-name", archive_name,
