@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# Both sentiment models on TorchServe 0.12.0, in one image (README "Deploy"):
+# Both sentiment models on TorchServe 0.12.0, in one image (docs/deploy.md):
 #   docker build -t nsmc-sentiment:cpu .                                  # CPU (default)
 #   docker build --build-arg VARIANT=gpu -t nsmc-sentiment:gpu .          # GPU, CUDA runtime base
 #   docker build --build-context nsmc=../shared/nsmc -t nsmc-sentiment:cpu .   # local NSMC files

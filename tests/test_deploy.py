@@ -1,4 +1,4 @@
-"""Deployment files, checked without a Docker engine or a cluster (README "Deploy").
+"""Deployment files, checked without a Docker engine or a cluster (docs/deploy.md).
 
 - KServe: the storage tree of scripts/kserve_layout.py is served by a real TorchServe started
   from its generated config.properties (ports rewritten, nothing else) and answers KServe v1;

@@ -1,4 +1,4 @@
-"""A short soak in CI (the documented run is 10 minutes: README "Reliability")."""
+"""A short soak in CI (the documented run is 10 minutes: docs/security-and-reliability.md)."""
 
 from __future__ import annotations
 
