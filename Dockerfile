@@ -18,11 +18,11 @@ FROM scratch AS nsmc
 FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY docker/constraints.txt docker/constraints.txt
-# Versions are pinned by docker/constraints.txt (-c), not on this line.
-# hadolint ignore=DL3013
-RUN pip install -c docker/constraints.txt \
-        scikit-learn joblib numpy scipy PyYAML torch-model-archiver
+COPY docker/constraints.txt requirements.txt ./
+# The server's requirements (CPU torch: packing sentiment_bert exports it to ONNX) and the
+# exporter's onnx; versions pinned by docker/constraints.txt (-c).
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu \
+        -c constraints.txt -r requirements.txt onnx==1.23.2
 COPY handlers/ handlers/
 COPY scripts/ scripts/
 COPY archive/ archive/
@@ -58,8 +58,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
     LOG_LOCATION=/home/model-server/logs METRICS_LOCATION=/home/model-server/logs \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
     TS_READY_MODELS="sentiment_fast sentiment_bert"
-COPY docker/constraints.txt /tmp/constraints.txt
-# Versions are pinned by docker/constraints.txt (-c); torch first, from the variant's index.
+COPY docker/constraints.txt requirements.txt /tmp/
+# Only the server's requirements.txt, pinned by docker/constraints.txt (-c); torch first, from
+# the variant's index.
 # hadolint ignore=DL3013
 RUN python3.11 -m venv /opt/venv \
  && case "${TORCH_INDEX_URL:-$VARIANT}" in \
@@ -68,9 +69,8 @@ RUN python3.11 -m venv /opt/venv \
         *) index="$TORCH_INDEX_URL" ;; \
     esac \
  && pip install --extra-index-url "$index" -c /tmp/constraints.txt torch \
- && pip install -c /tmp/constraints.txt torchserve torch-model-archiver scikit-learn joblib \
-        numpy scipy transformers tokenizers safetensors psutil PyYAML requests \
- && rm /tmp/constraints.txt \
+ && pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
+ && rm /tmp/constraints.txt /tmp/requirements.txt \
  && useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server
 WORKDIR /home/model-server
 # Configuration and archives belong to root (read-only to the server); only run/ (key file)

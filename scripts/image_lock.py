@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-#: What the runtime image and its build stage install (the handlers' imports + TorchServe).
-SERVING_PACKAGES = (
-    "torch", "torchserve", "torch-model-archiver", "scikit-learn", "joblib", "numpy", "scipy",
-    "transformers", "tokenizers", "safetensors", "psutil", "PyYAML", "requests",
-)  # fmt: skip
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serving_packages(requirements: Path = ROOT / "requirements.txt") -> tuple[str, ...]:
+    """What the runtime image installs: the names in requirements.txt (the serving set)."""
+    lines = requirements.read_text(encoding="utf-8").splitlines()
+    return tuple(Requirement(line).name for line in lines if line.strip() and line[0] not in "#-")
+
+
+SERVING_PACKAGES = serving_packages()
 #: What docker/web.Dockerfile installs for the web page (when it is installed here).
 WEB_PACKAGES = ("streamlit",)
 
