@@ -19,6 +19,7 @@ model-config.yaml; costs measured by scripts/bench_explain.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -33,6 +34,52 @@ from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
 
 EXPLAIN_METHODS = ("gradient_x_input", "integrated_gradients")  # methods of the handler below
+RUNTIMES = ("onnx", "torch")
+
+
+@dataclass(frozen=True)
+class BertSettings:
+    """The `handler:` section of sentiment_bert's model-config.yaml, typed and checked at load.
+
+    A wrong value fails the worker's start with its name, not a request later.
+    """
+
+    torch_threads: int = 1  # TorchServe leaves one thread per core in every worker
+    fp16: bool = False  # GPU workers only
+    max_length: int | None = None  # tokens; None: the checkpoint's metadata (else 128)
+    pad_group: int = 4  # CPU: texts per length-sorted padding group
+    runtime: str = "onnx"
+    explain_method: str = "gradient_x_input"
+    ig_steps: int = 20
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> "BertSettings":
+        config = config or {}
+
+        def integer(name: str) -> int | None:
+            value = config.get(name, getattr(cls, name))
+            try:
+                return None if value is None else int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"handler.{name} must be a whole number, got {value!r}") from None
+
+        settings = cls(
+            torch_threads=integer("torch_threads"),
+            fp16=config.get("fp16", cls.fp16),
+            max_length=integer("max_length"),
+            pad_group=integer("pad_group"),
+            runtime=str(config.get("runtime", cls.runtime)).lower(),
+            explain_method=str(config.get("explain_method", cls.explain_method)),
+            ig_steps=integer("ig_steps"),
+        )
+        if settings.runtime not in RUNTIMES:
+            raise ValueError(f"handler.runtime must be onnx or torch, got {settings.runtime!r}")
+        if settings.explain_method not in EXPLAIN_METHODS:
+            raise ValueError(f"handler.explain_method must be one of {EXPLAIN_METHODS}, "
+                             f"got {settings.explain_method!r}")  # fmt: skip
+        if not isinstance(settings.fp16, bool):
+            raise ValueError(f"handler.fp16 must be true or false, got {settings.fp16!r}")
+        return settings
 
 
 def _device(context: Any) -> torch.device:
@@ -58,16 +105,16 @@ class SentimentBertHandler(SentimentHandler):
 
     def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:
         hf_logging.disable_progress_bar()
+        settings = BertSettings.from_config(config)
         # TorchServe leaves torch at one thread per core in every worker: on 2 cores that
         # oversubscribes as soon as two workers run.  ONNX Runtime gets the same count.
-        threads = int(config.get("torch_threads", 1))
-        torch.set_num_threads(threads)
+        torch.set_num_threads(settings.torch_threads)
         self.model_dir = model_dir
         self.device = _device(context)
-        self.fp16 = bool(config.get("fp16", False))
-        self.max_length = int(config.get("max_length", self.metadata.get("max_length", 128)))
+        self.fp16 = settings.fp16
+        self.max_length = settings.max_length or int(self.metadata.get("max_length", 128))
         # CPU: groups of similar length waste less on padding; a GPU wants the whole batch.
-        self.pad_group = int(config.get("pad_group", 4)) if self.device.type == "cpu" else 1 << 30
+        self.pad_group = settings.pad_group if self.device.type == "cpu" else 1 << 30
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._torch_model: torch.nn.Module | None = None
         # Columns in the contract's order, whatever order a checkpoint names its labels in;
@@ -75,19 +122,14 @@ class SentimentBertHandler(SentimentHandler):
         id2label = AutoConfig.from_pretrained(model_dir).id2label
         named = {str(label).lower(): int(i) for i, label in id2label.items()}
         self.columns = [named.get(name, index) for index, name in enumerate(LABELS)]
-        self.explain_method = str(config.get("explain_method", "gradient_x_input"))
-        if self.explain_method not in EXPLAIN_METHODS:
-            raise ValueError(f"explain_method must be one of {EXPLAIN_METHODS}")
+        self.explain_method = settings.explain_method
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)
-        self.ig_steps = int(config.get("ig_steps", 20))
+        self.ig_steps = settings.ig_steps
         exported = BERT_ONNX_FILE in self.metadata.get("artifact_sha256", {})  # hash checked
-        wanted = str(config.get("runtime", "onnx")).lower()
-        if wanted not in ("onnx", "torch"):
-            raise ValueError(f"handler.runtime must be onnx or torch, got {wanted!r}")
         self.session = None
-        if wanted == "onnx" and exported and self.device.type == "cpu":
-            self.session = _onnx_session(model_dir / BERT_ONNX_FILE, threads)
+        if settings.runtime == "onnx" and exported and self.device.type == "cpu":
+            self.session = _onnx_session(model_dir / BERT_ONNX_FILE, settings.torch_threads)
             self.onnx_inputs = [node.name for node in self.session.get_inputs()]
         else:
             self.model  # noqa: B018 -- load now: it serves every request

@@ -91,3 +91,18 @@ def test_committed_checkpoint_answers_seed_sentences():
     assert [json.loads(body)["label"] for _, body, _ in results] == [
         label for _, label in SEED_SENTENCES
     ]
+
+
+def test_bert_settings_are_typed_and_checked():
+    """model-config.yaml's handler section: strings become numbers, wrong values name the key."""
+    from handlers.bert_handler import BertSettings
+
+    settings = BertSettings.from_config({"torch_threads": "2", "max_length": "32", "runtime": "TORCH"})
+    assert (settings.torch_threads, settings.max_length, settings.runtime) == (2, 32, "torch")
+    assert BertSettings.from_config(None) == BertSettings()
+    with pytest.raises(ValueError, match="explain_method"):
+        BertSettings.from_config({"explain_method": "shap"})
+    with pytest.raises(ValueError, match="fp16"):
+        BertSettings.from_config({"fp16": "yes"})
+    with pytest.raises(ValueError, match="pad_group"):
+        BertSettings.from_config({"pad_group": "four"})
