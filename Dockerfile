@@ -57,7 +57,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
     PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
     LOG_LOCATION=/home/model-server/logs METRICS_LOCATION=/home/model-server/logs \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
-    TS_READY_MODELS="sentiment_fast sentiment_bert"
+    TS_READY_MODELS="sentiment_fast sentiment_bert" PYTHONPATH=/home/model-server
 COPY docker/constraints.txt requirements.txt /tmp/
 # Only the server's requirements.txt, pinned by docker/constraints.txt (-c); torch first, from
 # the variant's index.
@@ -74,8 +74,10 @@ RUN python3.11 -m venv /opt/venv \
  && useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server
 WORKDIR /home/model-server
 # Configuration and archives belong to root (read-only to the server); only run/ (key file)
-# and logs/ are writable.
-COPY docker/config.properties log4j2.xml scripts/healthcheck.py ./
+# and logs/ are writable. sentiment_client/ holds the key file reader and renewer that the
+# health check and the entrypoint use.
+COPY docker/config.properties docker/entrypoint.sh log4j2.xml scripts/healthcheck.py ./
+COPY sentiment_client/ sentiment_client/
 COPY --from=build /model-store/ model-store/
 RUN install -d -o model-server -g model-server run logs
 # Numeric, so Kubernetes' runAsNonRoot can check it.
@@ -87,6 +89,8 @@ EXPOSE 8080 8081 8082
 # answer, also wants a READY worker for each of $TS_READY_MODELS.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "/home/model-server/healthcheck.py"]
+# The key renewer beside TorchServe: keys expire after token_expiration_min.
+ENTRYPOINT ["sh", "/home/model-server/entrypoint.sh"]
 CMD ["torchserve", "--start", "--foreground", "--ncs", \
      "--ts-config", "/home/model-server/config.properties", \
      "--model-store", "/home/model-server/model-store"]

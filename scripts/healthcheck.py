@@ -2,9 +2,10 @@
 
 Token authorization covers /ping too (400 InvalidKeyException without the key), so a plain
 `curl /ping` calls a healthy server unhealthy; the keys are read from TorchServe's key file
-(none there = authorization off). /ping turns Healthy before the models can answer, so
-readiness (`--models`) also asks the management API for a READY worker of each model.
-Standard library only: images run this file on its own, outside the `scripts` package.
+(none there = authorization off), again after a refusal (the renewer may just have renewed
+them). /ping turns Healthy before the models can answer, so readiness (`--models`) also asks
+the management API for a READY worker of each model.  Images run this file on its own,
+outside the `scripts` package, with sentiment_client/ beside it (standard library only).
 
     python -m scripts.healthcheck --key-file run/key_file.json --models sentiment_fast
 """
@@ -20,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
+from sentiment_client.keys import KeyFile, KeyFileError, is_key_error
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_MANAGEMENT_URL = "http://127.0.0.1:8081"
 DEFAULT_KEY_FILE = "key_file.json"  # TorchServe writes it into the directory it starts in
@@ -29,27 +32,26 @@ class CheckFailed(RuntimeError):
     """Not healthy or not ready; the message says which endpoint and why."""
 
 
-def read_key(key_file: Path, api: str) -> str | None:
-    """The `api` ("inference" or "management") key, or None without a key file (auth off)."""
-    try:
-        return json.loads(key_file.read_text(encoding="utf-8"))[api]["key"]
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckFailed(f"unreadable key file {key_file} ({err})") from None
-
-
-def get_json(url: str, key: str | None, timeout: float) -> Any:
-    request = urllib.request.Request(url)
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        raise CheckFailed(f"{url} answered {err.code}") from None
-    except (OSError, ValueError) as err:
-        raise CheckFailed(f"{url} unreachable or unreadable ({err})") from None
+def get_json(url: str, keys: KeyFile, api: str, timeout: float) -> Any:
+    """GET `url` with the `api` key; once more with the new key if TorchServe refused it."""
+    for attempt in (1, 2):
+        try:
+            key = keys.key(api)
+        except KeyFileError as err:
+            raise CheckFailed(str(err)) from None
+        request = urllib.request.Request(url)
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            if not is_key_error(err.code, err.read()):
+                raise CheckFailed(f"{url} answered {err.code}") from None
+            if attempt == 2 or keys.refreshed(api, key) is None:
+                raise CheckFailed(f"{url} refused the key: {keys.why_refused(api)}") from None
+        except (OSError, ValueError) as err:
+            raise CheckFailed(f"{url} unreachable or unreadable ({err})") from None
 
 
 def check(
@@ -60,12 +62,12 @@ def check(
     timeout: float = 5,
 ) -> str:
     """A one-line summary if healthy (and every model READY); CheckFailed otherwise."""
-    status = get_json(f"{url}/ping", read_key(key_file, "inference"), timeout).get("status")
+    keys = KeyFile(key_file)
+    status = get_json(f"{url}/ping", keys, "inference", timeout).get("status")
     if status != "Healthy":
         raise CheckFailed(f"{url}/ping: {status}")
-    management_key = read_key(key_file, "management") if models else None
     for model in models:
-        described = get_json(f"{management_url}/models/{model}", management_key, timeout)
+        described = get_json(f"{management_url}/models/{model}", keys, "management", timeout)
         try:
             workers = [worker.get("status") for worker in described[0].get("workers", [])]
         except (LookupError, AttributeError, TypeError):

@@ -1,5 +1,5 @@
 """Operate a running TorchServe through its management API: list, describe, register, scale,
-set the default version, unregister.
+set the default version, unregister, rotate the keys.
 
 The management key is read from the key file TorchServe wrote into the run directory, and
 the ports from the config rendered there, so the same commands work for `make serve` (run/)
@@ -11,6 +11,7 @@ and for any test instance (--run-dir).  TorchServe's errors come back as one lin
     python -m scripts.manage scale sentiment_fast --min 2 --max 2
     python -m scripts.manage set-default sentiment_fast 2.0
     python -m scripts.manage unregister sentiment_fast 1.0
+    python -m scripts.manage rotate-keys              # new inference and management keys now
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Sequence
 import requests
 
 from scripts.server import DEFAULT_RUN_DIR, TorchServe
+from sentiment_client.keys import APIS, KeyFileError, RenewError, renew
 
 
 class ManagementError(RuntimeError):
@@ -41,12 +43,8 @@ class Management:
     def _call(self, method: str, path: str, **params: Any) -> Any:
         url = self.server.url("management", path)
         try:
-            response = requests.request(
-                method,
-                url,
-                params=params or None,
-                headers=self.server.auth("management"),
-                timeout=self.timeout,
+            response = self.server.request(
+                "management", method, path, params=params or None, timeout=self.timeout
             )
         except requests.ConnectionError:
             raise ManagementError(
@@ -97,6 +95,18 @@ class Management:
         archive = self.describe(name, version)[0]["modelUrl"]
         self.server.record_default(name, archive)
         return status
+
+    def rotate_keys(self, apis: Sequence[str] = APIS) -> list[str]:
+        """New inference and/or management keys now (the renewer does it on its own)."""
+        done = []
+        for api in apis:
+            try:
+                keys = renew(self.server.key_file, self.server.url("management"), api)
+            except (RenewError, KeyFileError) as err:
+                raise ManagementError(str(err)) from None
+            done.append(f"new {api} key in {self.server.key_file.path}, "
+                        f"expires {keys.expires[api]:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
+        return done
 
     def unregister(self, name: str, version: str | None = None) -> str:
         path = f"/models/{name}" + (f"/{version}" if version else "")
@@ -151,6 +161,8 @@ def run(management: Management, args: argparse.Namespace) -> None:
         print(management.set_default(args.model, args.version))
     elif args.command == "unregister":
         print(management.unregister(args.model, args.version))
+    elif args.command == "rotate-keys":
+        print("\n".join(management.rotate_keys(args.keys or APIS)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,11 +196,17 @@ def parser() -> argparse.ArgumentParser:
     unregister = commands.add_parser("unregister", help="remove a version (or the model)")
     unregister.add_argument("model")
     unregister.add_argument("version", nargs="?")
+    rotate = commands.add_parser(
+        "rotate-keys", help="new inference/management keys now; the old ones stop working"
+    )
+    rotate.add_argument("keys", nargs="*", metavar="|".join(APIS), help="default: both")
     return main_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if set(getattr(args, "keys", None) or ()) - set(APIS):
+        parser().error(f"rotate-keys takes {' and/or '.join(APIS)}")
     try:
         run(Management(TorchServe.attach(args.run_dir)), args)
     except ManagementError as err:

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import requests
-
 from scripts.build_archive import MODELS, build_archive
 from scripts.manage import Management
 from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
@@ -65,11 +63,12 @@ def smoke_test(
     chunk: int = 200,
 ) -> float:
     """Accuracy of exactly `model`/`version` on labelled texts, sent as JSON lists."""
-    url = server.url("inference", f"/predictions/{model}/{version}")
+    path = f"/predictions/{model}/{version}"
+    url = server.url("inference", path)
     correct = 0
     for start in range(0, len(texts), chunk):
         body = {"text": texts[start : start + chunk]}
-        response = requests.post(url, json=body, headers=server.auth("inference"), timeout=120)
+        response = server.request("inference", "POST", path, json=body, timeout=120)
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
         predicted = [answer["label"] == "positive" for answer in response.json()]

@@ -8,6 +8,10 @@ side by side.
     python -m scripts.server up        # build what is missing, start, wait for READY
     python -m scripts.server stop
     python -m scripts.server status
+
+Keys expire (token_expiration_min): start() also starts the key renewer
+(sentiment_client.renewer watch) as a detached process with its pid in run/renewer.pid,
+logging to run/logs/renewer.log; stop() stops it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Iterator, Sequence
 import requests
 
 from scripts.nsmc import DataNotFoundError
+from sentiment_client.keys import KeyFile, is_key_error
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = ROOT / "run"
@@ -85,6 +90,8 @@ class TorchServe:
     models: Sequence[str] = DEFAULT_MODELS
     base_config: Path = BASE_CONFIG
     log4j_config: Path = LOG4J_CONFIG
+    properties: dict[str, str] = field(default_factory=dict)  # over base_config's (tests)
+    _key_file: KeyFile | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def tmp_dir(self) -> Path:
@@ -129,19 +136,90 @@ class TorchServe:
 
     # ----------------------------------------------------------------- keys
 
+    @property
+    def key_file(self) -> KeyFile:
+        """TorchServe's key file in the run dir, re-read whenever it changes (renewals)."""
+        if self._key_file is None:
+            self._key_file = KeyFile(self.run_dir / "key_file.json")
+        return self._key_file
+
     def keys(self) -> dict[str, str]:
-        """{"inference": key, "management": key} from the key file TorchServe wrote."""
-        key_file = self.run_dir / "key_file.json"
-        try:
-            data = json.loads(key_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # not written yet, or caught while TorchServe writes it
-            return {}
-        return {api: entry["key"] for api, entry in data.items() if isinstance(entry, dict)}
+        """{"inference": key, "management": key, "API": key}, {} before TorchServe wrote them."""
+        return dict(self.key_file.current().keys)
 
     def auth(self, api: str) -> dict[str, str]:
         """The Authorization header for `api` ("inference" or "management"); {} with auth off."""
-        key = self.keys().get(api)
+        key = self.key_file.key(api)
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def request(
+        self, api: str, method: str, path: str, session: requests.Session | None = None, **kwargs
+    ) -> requests.Response:
+        """An HTTP call to `api` with its key, sent once more with the renewed key if TorchServe
+        refused the one read (a renewal or restart between reading the file and the call)."""
+        extra = kwargs.pop("headers", {})
+        http = session or requests
+        for attempt in (1, 2):
+            key = self.key_file.key(api)
+            headers = {**extra, **({"Authorization": f"Bearer {key}"} if key else {})}
+            response = http.request(method, self.url(api, path), headers=headers, **kwargs)
+            if attempt == 2 or not is_key_error(response.status_code, response.content):
+                return response
+            if self.key_file.refreshed(api, key) is None:
+                return response
+        return response
+
+    # ----------------------------------------------------------------- key renewer
+
+    @property
+    def renewer_pid_file(self) -> Path:
+        return self.run_dir / "renewer.pid"
+
+    def renewer_pid(self) -> int | None:
+        """The key renewer's PID if it is running, else None."""
+        try:
+            pid = int(self.renewer_pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def start_renewer(self) -> int:
+        """Start `sentiment_client.renewer watch` for this instance, detached (own session): it
+        renews the keys before they expire for as long as it runs (stop_renewer)."""
+        if (pid := self.renewer_pid()) is not None:
+            return pid
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "sentiment_client.renewer", "watch",
+                   "--key-file", str(self.run_dir / "key_file.json"),
+                   "--management-url", self.url("management"),
+                   "--pid-file", str(self.renewer_pid_file)]  # fmt: skip
+        with open(self.log_dir / "renewer.log", "ab") as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=log, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while self.renewer_pid() != process.pid and time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerError(f"the key renewer exited; see {self.log_dir / 'renewer.log'}")
+            time.sleep(0.05)
+        return process.pid
+
+    def stop_renewer(self, timeout: float = 10) -> bool:
+        """Stop the key renewer; False if none was running."""
+        pid = self.renewer_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return True
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        self.renewer_pid_file.unlink(missing_ok=True)
+        return True
 
     # ----------------------------------------------------------------- default versions
 
@@ -179,6 +257,7 @@ class TorchServe:
             vmargs=f"-Dlog4j.configurationFile=file:{self.log4j_config} "
             f"-Djava.io.tmpdir={self.tmp_dir}",
         )
+        properties.update(self.properties)
         self.config_path.write_text(
             "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"
         )
@@ -217,6 +296,7 @@ class TorchServe:
         return pid
 
     def start(self) -> None:
+        """Start TorchServe in the background, and the key renewer beside it."""
         if (pid := self.pid()) is not None:
             raise ServerError(f"TorchServe is already running from {self.run_dir} (pid {pid})")
         archives = [self.default_archive(m) for m in self.models]
@@ -235,6 +315,7 @@ class TorchServe:
             )
         if result.returncode != 0:
             raise ServerError(f"torchserve --start failed ({result.returncode}); see {console_log}")
+        self.start_renewer()
 
     def model_status(self, name: str) -> list[str]:
         """Worker statuses of the default version of `name` ([] while not registered)."""
@@ -273,10 +354,12 @@ class TorchServe:
             self.stop()
 
     def stop(self, timeout: float = 30) -> bool:
-        """Stop the instance and wait until the JVM is gone; False if nothing was running."""
+        """Stop the instance and its key renewer, and wait until the JVM is gone; False if
+        nothing was running."""
+        renewer = self.stop_renewer()
         pid = self.pid()
         if pid is None:
-            return False
+            return renewer
         subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -307,8 +390,9 @@ def up(server: TorchServe, data_dir: str | None = None) -> None:
     from scripts.build_archive import MODELS, build_archive, ensure_artifacts
 
     if server.pid() is not None:
-        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}); "
-              "`make stop` first to restart it.")  # fmt: skip
+        renewer = TorchServe.attach(server.run_dir).start_renewer()  # in case it had died
+        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}, key "
+              f"renewer pid {renewer}); `make stop` first to restart it.")  # fmt: skip
         return
     for name in server.models:
         if server.default_archive(name) != f"{name}.mar":  # a rolled-out version: never rebuilt
@@ -324,6 +408,19 @@ def up(server: TorchServe, data_dir: str | None = None) -> None:
           f"metrics {server.url('metrics')}/metrics). Try:\n{curl_example(server)}")  # fmt: skip
 
 
+def status_line(server: TorchServe) -> str:
+    """`make status`: TorchServe and its key renewer, and when the keys expire."""
+    pid, renewer = server.pid(), server.renewer_pid()
+    if pid is None:
+        return f"TorchServe is not running from {server.run_dir}" + (
+            f" (a key renewer still runs, pid {renewer}: `make stop`)" if renewer else "")
+    expires = server.key_file.current().expires
+    keys = "; ".join(f"{api} key expires {t:%Y-%m-%d %H:%M} UTC" for api, t in sorted(expires.items()))
+    watcher = f"key renewer pid {renewer}" if renewer else (
+        "NO key renewer: the keys will expire (`make serve` starts it again)")
+    return f"TorchServe running from {server.run_dir} (pid {pid}); {watcher}; {keys}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "stop", "status"])
@@ -337,9 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stop":
             print("TorchServe stopped." if server.stop() else "TorchServe is not running.")
         else:
-            pid = server.pid()
-            print(f"running (pid {pid})" if pid else "not running")
-            return 0 if pid else 1
+            print(status_line(server))
+            return 0 if server.pid() else 1
     except (ServerError, DataNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -100,14 +100,14 @@ class Traffic:
 
     def _loop(self, rng: random.Random) -> None:
         session = requests.Session()
-        auth = self.server.auth("inference")
         while not self._stop.is_set():
             model, body, content_type, bad = make_request(rng, self.models, self.bad_ratio)
-            url = self.server.url("inference", f"/predictions/{model}")
-            headers = {**auth, "Content-Type": content_type}
+            headers = {"Content-Type": content_type}
             started = time.monotonic()
             try:
-                status = session.post(url, data=body, headers=headers, timeout=self.timeout)
+                status = self.server.request("inference", "POST", f"/predictions/{model}",
+                                             session, data=body, headers=headers,
+                                             timeout=self.timeout)  # fmt: skip
                 code = status.status_code
             except requests.RequestException:
                 code = 0
@@ -133,8 +133,7 @@ def processes(server: TorchServe) -> dict[str, int]:
     children = {child.pid for child in psutil.Process(frontend).children(recursive=True)}
     found = {"frontend": frontend}
     for model in server.models:
-        url = server.url("management", f"/models/{model}")
-        response = requests.get(url, headers=server.auth("management"), timeout=10)
+        response = server.request("management", "GET", f"/models/{model}", timeout=10)
         response.raise_for_status()
         for i, worker in enumerate(response.json()[0]["workers"]):
             label = f"{model} worker" + (f" {i + 1}" if i else "")

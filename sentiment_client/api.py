@@ -4,7 +4,7 @@ Retries are limited to what cannot double-count or hide a caller's mistake:
 a connection that was never made (nothing was sent), and TorchServe's 503/507
 (no worker free, queue full: the request was not run).  A 4xx is never
 retried, except once after a key mismatch when TorchServe has written new
-keys since the client read them (a restart).
+keys since the client read them (a renewal or a restart; sentiment_client.keys).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterator, Sequence
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from sentiment_client.keys import KEY_ERROR, KeyFile, KeyFileError
+
 DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_RUN_DIR = Path("run")  # where `make serve` starts TorchServe and it writes key_file.json
 MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert"}
 MAX_TEXTS_PER_REQUEST = 256  # handlers/contract.py Limits.max_texts, model-config.yaml
 RETRY_STATUSES = (503, 507)
-AUTH_ERRORS = ("InvalidKeyException",)  # TorchServe answers a wrong key with 400 or 401
+AUTH_ERRORS = (KEY_ERROR,)  # TorchServe answers a wrong key with 400 or 401
 
 
 class ClientError(RuntimeError):
@@ -73,20 +74,6 @@ def model_name(model: str) -> str:
     return MODEL_ALIASES.get(model, model)
 
 
-def read_key(key_file: Path) -> str | None:
-    """The inference key TorchServe wrote at its last start, or None without a key file."""
-    try:
-        keys = json.loads(key_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read the TorchServe key file {key_file}: {err}") from None
-    try:
-        return str(keys["inference"]["key"])
-    except (KeyError, TypeError):
-        raise ConfigError(f"{key_file} has no inference key") from None
-
-
 def strongest(tokens: Sequence[dict[str, Any]], k: int) -> tuple[list[dict], list[dict]]:
     """An explanation's k strongest tokens towards positive, and towards negative."""
     ranked = sorted(tokens, key=lambda t: t["score"], reverse=True)
@@ -125,11 +112,14 @@ class SentimentClient:
         retries: int = 4,
         backoff: float = 0.25,
     ) -> None:
-        """`key`, else the key in `key_file`, else in `<run_dir>/key_file.json` (default run/)."""
+        """`key`, else the inference key in `key_file`, else in `<run_dir>/key_file.json`, else
+        in run/key_file.json (sentiment_client.keys.default_key_files), re-read when it changes."""
         self.base_url = base_url.rstrip("/")
-        self.key_file = Path(key_file or Path(run_dir or DEFAULT_RUN_DIR) / "key_file.json")
+        if key_file is None and run_dir is not None:
+            key_file = Path(run_dir) / "key_file.json"
+        self.keys = KeyFile(key_file)
+        self.key_file = self.keys.path
         self.fixed_key = key
-        self.key = key or read_key(self.key_file)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -142,22 +132,21 @@ class SentimentClient:
             self._local.session = requests.Session()
         return self._local.session
 
-    def _reload_key(self) -> bool:
-        """Re-read the key file after a key error; True if it now holds a different key."""
-        if self.fixed_key:
-            return False
-        fresh = read_key(self.key_file)
-        changed, self.key = fresh != self.key, fresh
-        return changed
+    def _key(self) -> str | None:
+        try:
+            return self.fixed_key or self.keys.key("inference")
+        except KeyFileError as err:
+            raise ConfigError(str(err)) from None
 
     def _post(self, path: str, texts: Sequence[str]) -> list[dict[str, Any]]:
         url = f"{self.base_url}{path}"
         body = json.dumps({"text": list(texts)}, ensure_ascii=False).encode("utf-8")
-        reloaded = False
-        for attempt in range(self.retries + 1):
+        reloaded, attempt = False, -1
+        while True:  # `retries` retries of what was not run, plus one after a renewed key
+            attempt += 1
             headers = {"Content-Type": "application/json"}
-            if self.key:
-                headers["Authorization"] = f"Bearer {self.key}"
+            if key := self._key():
+                headers["Authorization"] = f"Bearer {key}"
             try:
                 response = self._session().post(url, data=body, headers=headers,
                                                  timeout=self.timeout)  # fmt: skip
@@ -173,16 +162,19 @@ class SentimentClient:
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
                 continue
-            if error_type in AUTH_ERRORS and not reloaded and self._reload_key():
-                reloaded = True  # TorchServe restarted and wrote new keys: nothing was run
-                continue
-            if error_type in AUTH_ERRORS:
-                message += f" (key from {self.key_file}; TorchServe writes new keys at each start)"
+            if error_type in AUTH_ERRORS and not (reloaded or self.fixed_key):
+                reloaded = True  # renewed or restarted: retry once with the key that replaced it
+                if self.keys.refreshed("inference", key) is not None:
+                    attempt -= 1
+                    continue
+            if error_type in AUTH_ERRORS and not self.fixed_key:
+                if not self.keys.current().keys:
+                    raise ConfigError(self.keys.why_refused("inference"))
+                message += f" ({self.keys.why_refused('inference')})"
             if response.status_code >= 500:
                 raise ServerUnavailable(f"TorchServe answered {response.status_code} "
                                         f"{error_type}: {message}")  # fmt: skip
             raise RequestRejected(response.status_code, error_type, message)
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ API
 

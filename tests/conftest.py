@@ -81,12 +81,15 @@ def model_store(
 
 
 @contextmanager
-def local_server(model_store: Path, models: Sequence[str], prefix: str) -> Iterator[TorchServe]:
-    """A real TorchServe on free ports with its own run dir and TMPDIR; always stopped."""
+def local_server(
+    model_store: Path, models: Sequence[str], prefix: str, **properties: str
+) -> Iterator[TorchServe]:
+    """A real TorchServe on free ports with its own run dir and TMPDIR; always stopped.
+    `properties` go over config.properties' (e.g. token_expiration_min="1")."""
     # A short path: worker unix sockets live under it and must stay under 108 bytes.
     run_dir = Path(tempfile.mkdtemp(prefix=prefix))
     instance = TorchServe(run_dir=run_dir, ports=Ports.free(), model_store=model_store,
-                          models=tuple(models))  # fmt: skip
+                          models=tuple(models), properties=properties)  # fmt: skip
     try:
         with instance.running(timeout=180):
             yield instance

@@ -408,6 +408,11 @@ def test_runtime_stage_is_non_root_with_healthcheck():
     assert "healthcheck.py" in health.original
     copied = " ".join(c.original for c in runtime if c.cmd == "COPY")
     assert "scripts/healthcheck.py" in copied and "docker/config.properties" in copied
+    assert "sentiment_client/" in copied  # the health check and the renewer import it
+    (entrypoint,) = [c for c in runtime if c.cmd == "ENTRYPOINT"]
+    script = (ROOT / "docker" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert entrypoint.value[-1].endswith("/entrypoint.sh") and "docker/entrypoint.sh" in copied
+    assert "sentiment_client.renewer watch" in script and 'exec "$@"' in script
     (cmd,) = [c for c in runtime if c.cmd == "CMD"]
     assert cmd.value[0] == "torchserve" and "--foreground" in cmd.value
     assert "/home/model-server/config.properties" in cmd.value
