@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from handlers.artifacts import METADATA_FILE, update_metadata
-from handlers.calibration import ECE_BINS, fit_platt, log_odds, reliability
+from handlers.calibration import ECE_BINS, fit, log_odds, reliability
 from scripts.build_archive import MODELS
 from scripts.inprocess import load_handler
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
@@ -60,7 +60,7 @@ def calibrate(
     finally:
         template_log.setLevel(level)
     raw = raw_probabilities(handler, texts)
-    fitted = fit_platt(log_odds(raw), labels)
+    fitted = fit(log_odds(raw), labels)
     before, after = reliability(raw, labels).ece, reliability(fitted.apply(raw), labels).ece
     metadata = json.loads((artifacts / METADATA_FILE).read_text(encoding="utf-8"))
     record = {

@@ -12,9 +12,10 @@ import pytest
 
 from handlers.artifacts import TamperedArtifactError, update_metadata
 from handlers.calibration import (
+    PLATT,
     Calibration,
     ece,
-    fit_platt,
+    fit,
     from_log_odds,
     log_odds,
     reliability,
@@ -34,25 +35,24 @@ def synthetic(scale: float, shift: float, n: int = 40_000, seed: int = 0):
     return z, labels
 
 
-def test_fit_recovers_the_true_calibration():
-    z, labels = synthetic(0.3, 0.4)
-    fitted = fit_platt(z, labels)
+@pytest.mark.parametrize("shift", [0.0, 0.4])
+def test_fit_recovers_the_true_calibration(shift: float):
+    z, labels = synthetic(0.3, shift)
+    fitted = fit(z, labels, PLATT)
     assert fitted.scale == pytest.approx(0.3, rel=0.05)
-    assert fitted.shift == pytest.approx(0.4, abs=0.08)
+    assert fitted.shift == pytest.approx(shift, abs=0.08)
     raw = from_log_odds(z)
     assert ece(raw, labels) > 0.1 > 0.02 > ece(fitted.apply(raw), labels)
 
 
-def test_calibration_is_monotone_and_keeps_every_label():
-    z, labels = synthetic(0.3, 0.4)
-    fitted = fit_platt(z, labels)
-    order = np.argsort(z)
+def test_temperature_is_monotone_and_keeps_every_label():
+    z, labels = synthetic(0.3, 0.0)
+    fitted = fit(z, labels)  # the default: temperature, no shift
+    assert fitted.shift == 0.0 and fitted.scale == pytest.approx(0.3, rel=0.05)
     calibrated = fitted.apply(from_log_odds(z))
-    assert np.all(np.diff(calibrated[order, 1]) >= 0)
-    labels_before = from_log_odds(z).argmax(axis=1)
-    flipped = calibrated.argmax(axis=1) != labels_before  # only the shift can move a label, ...
-    boundary = -fitted.shift / fitted.scale  # ... and only for z between 0 and -shift/scale
-    assert np.all((np.minimum(0, boundary) <= z[flipped]) & (z[flipped] <= max(0, boundary)))
+    assert np.all(np.diff(calibrated[np.argsort(z), 1]) >= 0)
+    assert np.array_equal(calibrated.argmax(axis=1), from_log_odds(z).argmax(axis=1))
+    assert ece(calibrated, labels) < 0.02
 
 
 def test_log_odds_survive_naive_bayes_extremes():
@@ -85,7 +85,8 @@ def test_training_holds_out_and_stores_the_calibration(fast_artifacts: Path):
     metadata = json.loads((fast_artifacts / "metadata.json").read_text())
     entry = metadata["calibration"]
     assert metadata["train_part"] == "fit" and entry["validation_seen_in_training"] is False
-    assert entry["method"] == "platt-logodds" and 0 < entry["scale"] < 1  # NB: over-confident
+    assert entry["method"] == "temperature-logodds" and 0 < entry["scale"] < 1  # over-confident
+    assert entry["shift"] == 0.0
     assert entry["validation_ece_15_bins_after"] < entry["validation_ece_15_bins_before"]
 
 
