@@ -62,6 +62,20 @@ def add_artifact(model_dir: Path, name: str, metadata: Mapping[str, Any]) -> dic
     return write_metadata(model_dir, {**recorded, **metadata}, [*hashes, name])
 
 
+def update_metadata(model_dir: Path, entries: Mapping[str, Any]) -> dict:
+    """Add or replace entries of metadata.json (e.g. a calibration fitted after training).
+
+    The recorded artifact hashes are kept as they are, never recomputed: updating the
+    metadata must not bless an artifact that changed since it was built.
+    """
+    path = model_dir / METADATA_FILE
+    recorded = {**json.loads(path.read_text(encoding="utf-8")), **entries}
+    hashes = recorded.pop("artifact_sha256", {})
+    recorded["artifact_sha256"] = hashes  # stays last, as write_metadata puts it
+    path.write_text(json.dumps(recorded, indent=2), encoding="utf-8")
+    return recorded
+
+
 def load_verified_metadata(model_dir: Path, required: Sequence[str]) -> dict[str, Any]:
     """metadata.json, after checking every required file exists and matches its recorded hash."""
     (metadata_path, *_) = require_files(model_dir, [METADATA_FILE, *required])

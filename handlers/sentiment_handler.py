@@ -2,7 +2,10 @@
 
 Each model's handler only says how to load its artifacts and how to turn a
 list of cleaned texts into (p_negative, p_positive) rows; everything about
-requests, batching, per-request errors and metrics lives here once.
+requests, batching, per-request errors, metrics and calibration lives here once.
+The handlers' `predict_proba` stays the model's raw output; answers and
+explanations report it through the calibration stored in metadata.json
+(handlers/calibration.py), so every endpoint's confidence means the same thing.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.artifacts import load_verified_metadata
+from handlers.calibration import Calibration
 from handlers.contract import (
     Batch,
     Explanation,
     Limits,
     ParsedRequest,
+    TokenScore,
     decode_batch,
     encode_batch,
 )
@@ -36,14 +42,28 @@ class SentimentHandler(BaseHandler, ABC):
 
     #: files (besides metadata.json) that must be in the model dir, hash-checked before loading
     required_files: Sequence[str] = ()
+    #: whether metadata.json should carry a fitted calibration (a missing one is logged)
+    calibrated: bool = True
 
     def initialize(self, context: Any) -> None:
+        config = (context.model_yaml_config or {}).get("handler", {}) or {}
+        self.setup(context, Path(context.system_properties["model_dir"]), config)
+
+    def setup(self, context: Any, model_dir: Path, config: Mapping[str, Any]) -> None:
+        """Verify and load the artifacts in `model_dir` with this `handler:` config section.
+
+        Split from initialize so a composed handler (the cascade) loads each of its
+        models from a sub-directory through this same hash-checked path.
+        """
         self.context = context
         self.manifest = context.manifest
-        config = (context.model_yaml_config or {}).get("handler", {}) or {}
         self.limits = Limits.from_config(config)
-        model_dir = Path(context.system_properties["model_dir"])
         self.metadata = load_verified_metadata(model_dir, self.required_files)
+        self.calibration = Calibration.from_metadata(self.metadata)
+        if self.calibration.is_identity and self.calibrated:
+            logger.warning("%s: no calibration in %s/metadata.json, so answers are raw "
+                           "probabilities; see scripts/calibrate.py", context.model_name,
+                           model_dir)  # fmt: skip
         self.load_model(model_dir, config, context)
         self.initialized = True
         logger.info("%s ready: %s", context.model_name, self.metadata.get("model"))
@@ -51,7 +71,8 @@ class SentimentHandler(BaseHandler, ABC):
     def describe_handle(self) -> str:
         """`GET /models/<name>?customized=true`: what was trained, on what, and how well."""
         keys = ("model", "description", "labels", "test_accuracy", "seed_baseline_accuracy",
-                "train_rows", "train_file_sha256", "created_at", "preset", "versions")  # fmt: skip
+                "train_rows", "train_file_sha256", "created_at", "preset", "versions",
+                "calibration")  # fmt: skip
         described = {key: self.metadata[key] for key in keys if key in self.metadata}
         described["model_version"] = (self.manifest or {}).get("model", {}).get("modelVersion")
         return json.dumps(described)
@@ -67,6 +88,26 @@ class SentimentHandler(BaseHandler, ABC):
     def explain_texts(self, texts: list[str]) -> list[Explanation]:
         """Cleaned texts -> the tokens that pushed each towards its label (`/explanations`)."""
         raise NotImplementedError(f"{type(self).__name__} does not explain its predictions")
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Calibrated (p_negative, p_positive) rows: what the answers report."""
+        return self.calibration.apply(self.predict_proba(texts))
+
+    def explanations(self, texts: list[str]) -> list[Explanation]:
+        """explain_texts in the calibrated log-odds the answers report.
+
+        Calibration is affine in the log-odds, so scores scale by its slope and the
+        base takes the rest: a sum rule that held for the raw log-odds still holds.
+        """
+        scale, shift = self.calibration.scale, self.calibration.shift
+        return [
+            Explanation(
+                explanation.method,
+                [TokenScore(t.token, scale * t.score, t.spans) for t in explanation.tokens],
+                None if explanation.base is None else scale * explanation.base + shift,
+            )
+            for explanation in self.explain_texts(texts)
+        ]
 
     def _content_type(self, idx: int) -> str | None:
         """The body's content type (a per-parameter header), else the request's own header."""
@@ -99,10 +140,10 @@ class SentimentHandler(BaseHandler, ABC):
     def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
         started = time.perf_counter()
         if batch.texts:
-            batch.probabilities = self.predict_proba(batch.texts)
+            batch.probabilities = self.probabilities(batch.texts)
             wanted = self._wants_explanation(batch)
             if any(wanted):
-                explained = iter(self.explain_texts([t for t, w in zip(batch.texts, wanted) if w]))
+                explained = iter(self.explanations([t for t, w in zip(batch.texts, wanted) if w]))
                 batch.explanations = [next(explained) if w else None for w in wanted]
         self._seconds["Inference"] = time.perf_counter() - started
         return batch

@@ -50,6 +50,7 @@ from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
 from scripts import teachers
+from scripts.calibrate import calibrate
 from scripts.nsmc import (
     UNLABELED_FILE,
     ensure_files,
@@ -537,6 +538,8 @@ def train(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     metadata = write_metadata(out_dir, metadata, BERT_FILES)
+    # Fitted on the validation split: unseen only once training leaves that split out.
+    metadata["calibration"] = calibrate("sentiment_bert", out_dir, data_dir)
     seconds = metadata["training_seconds"]
     print(f"sentiment_bert test accuracy {accuracy:.4f} after {seconds}s; wrote {out_dir}")
     return metadata
