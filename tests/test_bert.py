@@ -95,7 +95,7 @@ def test_committed_checkpoint_answers_seed_sentences():
 
 def test_bert_settings_are_typed_and_checked():
     """model-config.yaml's handler section: strings become numbers, wrong values name the key."""
-    from handlers.bert_handler import BertSettings
+    from handlers.bert_settings import BertSettings
 
     settings = BertSettings.from_config({"torch_threads": "2", "max_length": "32", "runtime": "TORCH"})
     assert (settings.torch_threads, settings.max_length, settings.runtime) == (2, 32, "torch")

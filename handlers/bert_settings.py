@@ -1,0 +1,57 @@
+"""sentiment_bert's `handler:` settings (model-config.yaml), typed and checked at load.
+
+A module of its own: TorchServe refuses a handler file that defines more than one class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+EXPLAIN_METHODS = ("gradient_x_input", "integrated_gradients")  # methods of SentimentBertHandler
+RUNTIMES = ("onnx", "torch")
+
+
+@dataclass(frozen=True)
+class BertSettings:
+    """The `handler:` section of sentiment_bert's model-config.yaml, typed and checked at load.
+
+    A wrong value fails the worker's start with its name, not a request later.
+    """
+
+    torch_threads: int = 1  # TorchServe leaves one thread per core in every worker
+    fp16: bool = False  # GPU workers only
+    max_length: int | None = None  # tokens; None: the checkpoint's metadata (else 128)
+    pad_group: int = 4  # CPU: texts per length-sorted padding group
+    runtime: str = "onnx"
+    explain_method: str = "gradient_x_input"
+    ig_steps: int = 20
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> "BertSettings":
+        config = config or {}
+
+        def integer(name: str) -> int | None:
+            value = config.get(name, getattr(cls, name))
+            try:
+                return None if value is None else int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"handler.{name} must be a whole number, got {value!r}") from None
+
+        settings = cls(
+            torch_threads=integer("torch_threads"),
+            fp16=config.get("fp16", cls.fp16),
+            max_length=integer("max_length"),
+            pad_group=integer("pad_group"),
+            runtime=str(config.get("runtime", cls.runtime)).lower(),
+            explain_method=str(config.get("explain_method", cls.explain_method)),
+            ig_steps=integer("ig_steps"),
+        )
+        if settings.runtime not in RUNTIMES:
+            raise ValueError(f"handler.runtime must be onnx or torch, got {settings.runtime!r}")
+        if settings.explain_method not in EXPLAIN_METHODS:
+            raise ValueError(f"handler.explain_method must be one of {EXPLAIN_METHODS}, "
+                             f"got {settings.explain_method!r}")  # fmt: skip
+        if not isinstance(settings.fp16, bool):
+            raise ValueError(f"handler.fp16 must be true or false, got {settings.fp16!r}")
+        return settings
