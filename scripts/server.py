@@ -82,6 +82,18 @@ def read_properties(path: Path) -> dict[str, str]:
     return pairs
 
 
+
+def _exited_within(pid: int, timeout: float, poll: float) -> bool:
+    """Wait up to `timeout` s for process `pid` to exit; False if it still runs (caller kills)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(poll)
+    return False
+
 @dataclass
 class TorchServe:
     run_dir: Path = DEFAULT_RUN_DIR
@@ -210,15 +222,9 @@ class TorchServe:
         if pid is None:
             return False
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return True
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-        self.renewer_pid_file.unlink(missing_ok=True)
+        if not _exited_within(pid, timeout, poll=0.1):
+            os.kill(pid, signal.SIGKILL)
+            self.renewer_pid_file.unlink(missing_ok=True)
         return True
 
     # ----------------------------------------------------------------- default versions
@@ -361,14 +367,8 @@ class TorchServe:
         if pid is None:
             return renewer
         subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return True
-            time.sleep(0.2)
-        os.kill(pid, signal.SIGKILL)
+        if not _exited_within(pid, timeout, poll=0.2):
+            os.kill(pid, signal.SIGKILL)
         return True
 
 
