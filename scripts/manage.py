@@ -57,8 +57,8 @@ def find_archive(store: Path, given: str) -> Path:
                 )
             return candidate
     present = ", ".join(sorted(p.name for p in store.glob("*.mar"))) or "no archives"
-    raise ManagementError(f"no archive {given!r}: looked for "
-                          f"{' and '.join(map(str, candidates))}; the store has {present}")  # fmt: skip
+    looked = " and ".join(map(str, candidates))
+    raise ManagementError(f"no archive {given!r}: looked for {looked}; the store has {present}")
 
 
 @dataclass
@@ -240,8 +240,9 @@ def parser() -> argparse.ArgumentParser:
         "'.mar' optional) or a path to a file inside it"
     )
     register.add_argument("--name", help="model name (default: the archive's)")
-    register.add_argument("--workers", type=int,
-                          help="workers of the new version (default: model-config.yaml's)")  # fmt: skip
+    register.add_argument(
+        "--workers", type=int, help="workers of the new version (default: model-config.yaml's)"
+    )
     scale = commands.add_parser("scale", help="set min/max workers and wait")
     scale.add_argument("model")
     scale.add_argument("--min", type=int, required=True)

@@ -432,8 +432,8 @@ def status_line(server: TorchServe) -> str:
     """`make status`: TorchServe and its key renewer, and when the keys expire."""
     pid, renewer = server.pid(), server.renewer_pid()
     if pid is None:
-        return f"TorchServe is not running from {server.run_dir}" + (
-            f" (a key renewer still runs, pid {renewer}: `make stop`)" if renewer else "")  # fmt: skip
+        still = f" (a key renewer still runs, pid {renewer}: `make stop`)" if renewer else ""
+        return f"TorchServe is not running from {server.run_dir}{still}"
     expires = sorted(server.key_file.current().expires.items())
     keys = "; ".join(f"{api} key expires {time:%Y-%m-%d %H:%M} UTC" for api, time in expires)
     watcher = f"key renewer pid {renewer}" if renewer else (

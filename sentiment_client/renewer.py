@@ -35,8 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="renew: the keys to renew (default: both)")
     parser.add_argument("--key-file", default=os.environ.get("TS_KEY_FILE"),
                         help="default: $TS_KEY_FILE, else run/key_file.json")  # fmt: skip
-    parser.add_argument("--management-url",
-                        default=os.environ.get("TS_MANAGEMENT_URL", "http://127.0.0.1:8081"))  # fmt: skip
+    parser.add_argument(
+        "--management-url", default=os.environ.get("TS_MANAGEMENT_URL", "http://127.0.0.1:8081")
+    )
     parser.add_argument("--poll", type=float, default=30.0, help="watch: longest sleep (s)")
     parser.add_argument("--pid-file", type=Path, help="watch: write the process id here")
     args = parser.parse_args(argv)
