@@ -215,7 +215,8 @@ class TorchServe:
         command = [sys.executable, "-m", "sentiment_client.renewer", "watch",
                    "--key-file", str(self.run_dir / "key_file.json"),
                    "--management-url", self.url("management"),
-                   "--pid-file", str(self.renewer_pid_file)]  # fmt: skip
+                   "--pid-file", str(self.renewer_pid_file),
+                   "--server-pid-file", str(self.tmp_dir / ".model_server.pid")]  # fmt: skip
         with open(self.log_dir / "renewer.log", "ab") as log:
             process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=log, start_new_session=True)  # fmt: skip
