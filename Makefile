@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RUN_DIR ?= run
 
 .PHONY: serve stop status test train train-bert archive clean web
 
@@ -14,13 +15,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 serve: $(STAMP)
-	$(PY) -m scripts.server up
+	$(PY) -m scripts.server up --run-dir $(RUN_DIR)
 
 stop: $(STAMP)
-	@$(PY) -m scripts.server stop
+	@$(PY) -m scripts.server stop --run-dir $(RUN_DIR)
 
+# Exit 1 only says "not running", which the line printed already says: not a make error.
 status: $(STAMP)
-	@$(PY) -m scripts.server status
+	@$(PY) -m scripts.server status --run-dir $(RUN_DIR) || test $$? -eq 1
 
 web: $(STAMP)
 	$(PY) -m web

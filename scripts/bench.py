@@ -345,7 +345,7 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
     table = medians(runs)
     return {
         "started": started.isoformat(timespec="seconds"),
-        "command": " ".join(["python -m scripts.bench", *sys.argv[1:]]),
+        "command": " ".join([".venv/bin/python -m scripts.bench", *sys.argv[1:]]),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -5,16 +5,24 @@ of the model dir, which TorchServe puts on sys.path), so the handler imports
 `handlers.contract` exactly as the tests and training scripts do.
 
     python -m scripts.build_archive sentiment_fast --artifacts build/sentiment_fast
+    python -m scripts.build_archive sentiment_fast --version 2.0   # -> sentiment_fast_v2.0.mar
+
+A version other than the default 1.0 gets its own file, `<model>_v<version>.mar`, holding
+model name `<model>`: `scripts.manage register sentiment_fast_v2.0.mar` adds it beside the
+serving version.  The command says which file it writes and what it replaces.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HANDLERS_DIR = ROOT / "handlers"
 ARCHIVE_DIR = ROOT / "archive"
 DEFAULT_STORE = ROOT / "model_store"
+DEFAULT_VERSION = "1.0"
 
 
 @dataclass(frozen=True)
@@ -89,12 +98,14 @@ def build_archive(
     spec: ModelSpec,
     artifacts: Path | None = None,
     store: Path = DEFAULT_STORE,
-    version: str = "1.0",
+    version: str = DEFAULT_VERSION,
     archive_name: str | None = None,
     config_file: Path | None = None,
+    model_name: str | None = None,
 ) -> Path:
     """Write `<store>/<archive_name or spec.name>.mar` and return its path.
 
+    The archive registers as `model_name` (default: the archive's name) unless told otherwise.
     `config_file` replaces the model's archive/<name>/model-config.yaml (benchmarks).
     """
     artifacts = artifacts or spec.default_artifacts
@@ -103,7 +114,8 @@ def build_archive(
     store.mkdir(parents=True, exist_ok=True)
     archive_name = archive_name or spec.name
     with tempfile.TemporaryDirectory() as tmp:
-        stage = Path(tmp)
+        stage, export = Path(tmp) / "stage", Path(tmp) / "export"
+        export.mkdir()
         shutil.copytree(
             HANDLERS_DIR, stage / "handlers", ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -114,16 +126,43 @@ def build_archive(
             spec.prepare(stage, artifacts.resolve())
         command = [
             _archiver(),
-            "--model-name", archive_name,
+            "--model-name", model_name or archive_name,
             "--version", version,
             "--handler", str(HANDLERS_DIR / spec.handler),
             "--extra-files", str(stage),
             "--config-file", str(config_file or spec.config_file),
-            "--export-path", str(store),
-            "--force",
+            "--export-path", str(export),
         ]  # fmt: skip
         subprocess.run(command, check=True)
-    return store / f"{archive_name}.mar"
+        # The archiver names the file after the model; the store may want another name.
+        target = store / f"{archive_name}.mar"
+        shutil.move(export / f"{model_name or archive_name}.mar", target)
+    return target
+
+
+def versioned_name(model: str, version: str) -> str:
+    """The archive file name of `version`: today's <model> for 1.0, else <model>_v<version>."""
+    return model if version == DEFAULT_VERSION else f"{model}_v{version}"
+
+
+def manifest(archive: Path) -> dict:
+    """The model section of a .mar's MAR-INF/MANIFEST.json (modelName, modelVersion, ...)."""
+    with zipfile.ZipFile(archive) as mar:
+        return json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]
+
+
+def describe_existing(archive: Path) -> str:
+    """One line on what writing `archive` does: a new file, or which one it replaces."""
+    if not archive.exists():
+        return f"writing {archive} (new)"
+    built = datetime.fromtimestamp(archive.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    try:
+        model = manifest(archive)
+        what = f"{model['modelName']} version {model['modelVersion']}"
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        what = "an unreadable archive"
+    return (f"replacing {archive} ({what}, built {built}); a registered copy keeps serving "
+            "until it is registered again")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,11 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--artifacts", type=Path, help="trained model dir (default: build/<model>)")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    parser.add_argument("--version", default="1.0")
+    parser.add_argument("--version", default=DEFAULT_VERSION,
+                        help=f"model version; other than {DEFAULT_VERSION}: its own file "
+                        "<model>_v<version>.mar")  # fmt: skip
     args = parser.parse_args(argv)
+    name = versioned_name(args.model, args.version)
+    print(describe_existing(args.store / f"{name}.mar"))
     artifacts = args.artifacts or ensure_artifacts(args.model, None)
-    path = build_archive(MODELS[args.model], artifacts, args.store, args.version)
-    print(f"wrote {path}")
+    path = build_archive(MODELS[args.model], artifacts, args.store, args.version, name,
+                         model_name=args.model)  # fmt: skip
+    print(f"wrote {path}: {args.model} version {args.version}" + (
+        "; a start (`make serve`) loads it" if args.version == DEFAULT_VERSION else
+        f"; register it beside the serving version: `.venv/bin/python -m scripts.manage "
+        f"register {path.name}`"))  # fmt: skip
     return 0
 
 

@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     DOCS.mkdir(parents=True, exist_ok=True)
     prefix = f"NSMC_DIR={os.environ['NSMC_DIR']} " if os.environ.get("NSMC_DIR") else ""
-    command = f"{prefix}python -m scripts.evaluate {' '.join(argv or sys.argv[1:])}"
+    command = f"{prefix}.venv/bin/python -m scripts.evaluate {' '.join(argv or sys.argv[1:])}"
     calibration_report(data_dir, command)
     return 0
 

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from scripts.server import DEFAULT_RUN_DIR, ROOT, TorchServe
+from sentiment_client.api import model_name
 
 STUB_DIR = ROOT / "build" / "grpc_stubs"
 PROTOS = ("inference.proto",)
@@ -92,13 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("text")
-    parser.add_argument("--model", default="sentiment_fast")
+    parser.add_argument("--model", default="sentiment_fast",
+                        help="sentiment_fast or sentiment_bert (the registered names; "
+                        "fast and bert are accepted too)")  # fmt: skip
     parser.add_argument("--version", default="", help="default: the model's default version")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     args = parser.parse_args(argv)
     server = TorchServe.attach(args.run_dir)
     try:
-        answer = predict(server, args.model, args.text.encode("utf-8"), args.version)
+        answer = predict(server, model_name(args.model), args.text.encode("utf-8"), args.version)
     except grpc.RpcError as err:
         print(f"error: gRPC {err.code().name}: {err.details()}", file=sys.stderr)
         return 1

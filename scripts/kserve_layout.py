@@ -108,19 +108,26 @@ def write_properties(path: Path, properties: Mapping[str, str]) -> Path:
     return path
 
 
+def store_archive(store: Path, name: str) -> Path:
+    """<name>.mar, else the one versioned <name>_v<version>.mar (`build_archive --version`)."""
+    plain = store / f"{name}.mar"
+    if plain.exists():
+        return plain
+    versioned = sorted(store.glob(f"{name}_v*.mar"))
+    if len(versioned) == 1:
+        return versioned[0]
+    several = f" but several versions ({', '.join(p.name for p in versioned)})" if versioned else ""
+    raise LayoutError(f"no archive {plain}{several}; build it with "
+                      "`.venv/bin/python -m scripts.build_archive <model>` (or `make archive`)")
+
+
 def layout(
     out: Path,
     store: Path = DEFAULT_STORE,
     models: Sequence[str] = DEFAULT_MODELS,
 ) -> Path:
     """Write `out/config/config.properties` and copy `out/model-store/<model>.mar`; return out."""
-    archives = {name: store / f"{name}.mar" for name in models}
-    missing = [str(path) for path in archives.values() if not path.exists()]
-    if missing:
-        raise LayoutError(
-            f"no archive {', '.join(missing)}; build it with "
-            "`python -m scripts.build_archive <model>` (or `make archive`)"
-        )
+    archives = {name: store_archive(store, name) for name in models}
     model_store = out / "model-store"
     if model_store.exists():
         shutil.rmtree(model_store)  # a stale .mar would be served by nobody but still uploaded

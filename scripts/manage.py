@@ -7,7 +7,7 @@ and for any test instance (--run-dir).  TorchServe's errors come back as one lin
 
     python -m scripts.manage list
     python -m scripts.manage describe sentiment_fast
-    python -m scripts.manage register sentiment_fast_v2.mar --name sentiment_fast
+    python -m scripts.manage register sentiment_fast_v2.0.mar --workers 1
     python -m scripts.manage scale sentiment_fast --min 2 --max 2
     python -m scripts.manage set-default sentiment_fast 2.0
     python -m scripts.manage unregister sentiment_fast 1.0
@@ -25,12 +25,40 @@ from typing import Any, Sequence
 
 import requests
 
+from scripts.build_archive import manifest
 from scripts.server import DEFAULT_RUN_DIR, TorchServe
 from sentiment_client.keys import APIS, KeyFileError, RenewError, renew
 
 
 class ManagementError(RuntimeError):
     """TorchServe refused or could not be reached; the message is one line for the user."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # TorchServe's HTTP status, None if it never answered
+
+
+def find_archive(store: Path, given: str) -> Path:
+    """The .mar `given` names: a file name in the model store (".mar" optional) or a path to a
+    file inside it.  TorchServe would reduce a path to its file name and answer a missing or
+    foreign file with a misleading 409, so this looks first and says where."""
+    store = store.resolve()
+    as_path = Path(given).expanduser()
+    if as_path.is_absolute() or len(as_path.parts) > 1:
+        candidates = [as_path.resolve()]
+    else:
+        candidates = [store / given] + ([] if given.endswith(".mar") else [store / f"{given}.mar"])
+    for candidate in candidates:
+        if candidate.is_file():
+            if candidate.parent != store:
+                raise ManagementError(
+                    f"{candidate} is not in the model store {store}: TorchServe registers "
+                    "archives from there only (copy it there, or build it with --store)"
+                )
+            return candidate
+    present = ", ".join(sorted(p.name for p in store.glob("*.mar"))) or "no archives"
+    looked = " and ".join(map(str, candidates))
+    raise ManagementError(f"no archive {given!r}: looked for {looked}; the store has {present}")
 
 
 @dataclass
@@ -56,7 +84,9 @@ class Management:
             except ValueError:
                 message = response.text
             message = " ".join(str(message).split())  # one line
-            raise ManagementError(f"{method} {path}: {response.status_code} {message}")
+            raise ManagementError(
+                f"{method} {path}: {response.status_code} {message}", response.status_code
+            )
         try:
             return response.json()
         except ValueError:
@@ -77,12 +107,37 @@ class Management:
     def default_version(self, name: str) -> str:
         return self.describe(name)[0]["modelVersion"]
 
-    def register(self, archive: str, name: str | None = None, workers: int = 1) -> str:
-        """Register a .mar of the model store and wait until its workers are up."""
-        params = {"url": archive, "initial_workers": workers, "synchronous": "true"}
-        if name:
-            params["model_name"] = name
-        return self._call("POST", "/models", **params)["status"]
+    def register(self, archive: str, name: str | None = None, workers: int | None = None) -> str:
+        """Register a .mar of the model store and wait until its workers are up.
+
+        TorchServe lets minWorkers in the archive's model-config.yaml override
+        `initial_workers`, so asked-for workers are set afterwards with a synchronous scale.
+        """
+        path = find_archive(self.server.model_store, archive)
+        packed = manifest(path)
+        name = name or packed["modelName"]
+        version = packed["modelVersion"]
+        try:
+            registered = self.versions(name)
+        except ManagementError as err:
+            if err.status != 404:
+                raise
+            registered = []
+        if version in registered:
+            raise ManagementError(
+                f"{name} version {version} is already registered ({path.name} holds version "
+                f"{version}): build another with `.venv/bin/python -m scripts.build_archive "
+                f"{name} --version <new>`, or unregister {version} first"
+            )
+        params = {"url": path.name, "model_name": name, "synchronous": "true"}
+        if workers is not None:
+            params["initial_workers"] = workers
+        status = self._call("POST", "/models", **params)["status"]
+        running = len(self.describe(name, version)[0]["workers"])
+        if workers is not None and running != workers:
+            self.scale(name, workers, workers, version)
+            running = len(self.describe(name, version)[0]["workers"])
+        return f"{status} ({name} version {version}, {running} worker(s))"
 
     def scale(self, name: str, min_workers: int, max_workers: int, version: str | None = None):
         path = f"/models/{name}" + (f"/{version}" if version else "")
@@ -181,10 +236,13 @@ def parser() -> argparse.ArgumentParser:
     describe.add_argument("--json", action="store_true", help="TorchServe's answer as is")
     register = commands.add_parser("register", help="a .mar from the model store")
     register.add_argument(
-        "archive", help="file name in the model store, e.g. sentiment_fast_v2.mar"
+        "archive", help="file name in the model store (e.g. sentiment_fast_v2.0.mar, "
+        "'.mar' optional) or a path to a file inside it"
     )
     register.add_argument("--name", help="model name (default: the archive's)")
-    register.add_argument("--workers", type=int, default=1)
+    register.add_argument(
+        "--workers", type=int, help="workers of the new version (default: model-config.yaml's)"
+    )
     scale = commands.add_parser("scale", help="set min/max workers and wait")
     scale.add_argument("model")
     scale.add_argument("--min", type=int, required=True)

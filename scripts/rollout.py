@@ -46,11 +46,16 @@ class Rollout:
     smoke_accuracy: float | None = None
 
 
+def is_number(text: str) -> bool:
+    """'2' (a rollout's archive) or '2.0' (`build_archive --version 2.0`), not 'x'."""
+    return text.replace(".", "", 1).isdigit()
+
+
 def next_version(versions: Sequence[str], store: Path, model: str) -> int:
     """One above the highest registered version and every <model>_v<N>.mar in the store, so
     that no archive a restart may load (model_store/defaults.json) is ever overwritten."""
     built = [p.stem.rsplit("_v", 1)[1] for p in store.glob(f"{model}_v*.mar")]
-    numbers = [int(float(v)) for v in versions] + [int(n) for n in built if n.isdigit()]
+    numbers = [int(float(v)) for v in [*versions, *filter(is_number, built)]]
     return max(numbers, default=0) + 1
 
 

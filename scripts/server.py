@@ -8,6 +8,7 @@ side by side.
     python -m scripts.server up        # build what is missing, start, wait for READY
     python -m scripts.server stop
     python -m scripts.server status
+    python -m scripts.server foreground   # systemd: TorchServe in the foreground (journal)
 
 Keys expire (token_expiration_min): start() also starts the key renewer
 (sentiment_client.renewer watch) as a detached process with its pid in run/renewer.pid,
@@ -82,17 +83,31 @@ def read_properties(path: Path) -> dict[str, str]:
     return pairs
 
 
+def running_pid(pid_file: Path) -> int | None:
+    """The PID in `pid_file` if that process is alive, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
-def _exited_within(pid: int, timeout: float, poll: float) -> bool:
-    """Wait up to `timeout` s for process `pid` to exit; False if it still runs (caller kills)."""
+
+def exited(pid: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `pid` to exit; False if it still runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        try:  # reap it if it is our child (tests): a zombie still answers kill(pid, 0)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         try:
             os.kill(pid, 0)
         except OSError:
             return True
-        time.sleep(poll)
+        time.sleep(0.1)
     return False
+
 
 @dataclass
 class TorchServe:
@@ -189,12 +204,7 @@ class TorchServe:
 
     def renewer_pid(self) -> int | None:
         """The key renewer's PID if it is running, else None."""
-        try:
-            pid = int(self.renewer_pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return running_pid(self.renewer_pid_file)
 
     def start_renewer(self) -> int:
         """Start `sentiment_client.renewer watch` for this instance, detached (own session): it
@@ -205,7 +215,8 @@ class TorchServe:
         command = [sys.executable, "-m", "sentiment_client.renewer", "watch",
                    "--key-file", str(self.run_dir / "key_file.json"),
                    "--management-url", self.url("management"),
-                   "--pid-file", str(self.renewer_pid_file)]  # fmt: skip
+                   "--pid-file", str(self.renewer_pid_file),
+                   "--server-pid-file", str(self.tmp_dir / ".model_server.pid")]  # fmt: skip
         with open(self.log_dir / "renewer.log", "ab") as log:
             process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=log, start_new_session=True)  # fmt: skip
@@ -222,7 +233,7 @@ class TorchServe:
         if pid is None:
             return False
         os.kill(pid, signal.SIGTERM)
-        if not _exited_within(pid, timeout, poll=0.1):
+        if not exited(pid, timeout):
             os.kill(pid, signal.SIGKILL)
             self.renewer_pid_file.unlink(missing_ok=True)
         return True
@@ -293,16 +304,10 @@ class TorchServe:
 
     def pid(self) -> int | None:
         """The frontend's PID if it is running, else None."""
-        pid_file = self.tmp_dir / ".model_server.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return running_pid(self.tmp_dir / ".model_server.pid")
 
-    def start(self) -> None:
-        """Start TorchServe in the background, and the key renewer beside it."""
+    def _command(self, *mode: str) -> list[str]:
+        """The torchserve command line for this instance, its directories and config ready."""
         if (pid := self.pid()) is not None:
             raise ServerError(f"TorchServe is already running from {self.run_dir} (pid {pid})")
         archives = [self.default_archive(m) for m in self.models]
@@ -311,8 +316,12 @@ class TorchServe:
             raise ServerError(f"no archive {', '.join(missing)} in {self.model_store}")
         for directory in (self.run_dir, self.tmp_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        command = ["torchserve", "--start", "--ncs", "--ts-config", str(self.render_config()),
-                   "--model-store", str(self.model_store.resolve())]  # fmt: skip
+        return ["torchserve", "--start", *mode, "--ncs", "--ts-config", str(self.render_config()),
+                "--model-store", str(self.model_store.resolve())]  # fmt: skip
+
+    def start(self) -> None:
+        """Start TorchServe in the background, and the key renewer beside it."""
+        command = self._command()
         # The JVM inherits these handles: a pipe would never reach EOF while it runs.
         console_log = self.log_dir / "console.log"
         with open(console_log, "ab") as console:
@@ -322,6 +331,13 @@ class TorchServe:
         if result.returncode != 0:
             raise ServerError(f"torchserve --start failed ({result.returncode}); see {console_log}")
         self.start_renewer()
+
+    def exec_foreground(self) -> None:
+        """Become TorchServe in the foreground, logging to stdout (systemd's journal).  No
+        renewer: the service manager runs it as its own unit (deploy/systemd/)."""
+        command = self._command("--foreground")
+        os.chdir(self.run_dir)  # TorchServe writes key_file.json here
+        os.execvpe(command[0], command, self._env())
 
     def model_status(self, name: str) -> list[str]:
         """Worker statuses of the default version of `name` ([] while not registered)."""
@@ -367,7 +383,7 @@ class TorchServe:
         if pid is None:
             return renewer
         subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
-        if not _exited_within(pid, timeout, poll=0.2):
+        if not exited(pid, timeout):
             os.kill(pid, signal.SIGKILL)
         return True
 
@@ -385,21 +401,26 @@ def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
     )
 
 
-def up(server: TorchServe, data_dir: str | None = None) -> None:
-    """Build whatever archive is missing, start TorchServe, wait until READY."""
+def build_missing(server: TorchServe, data_dir: str | None = None) -> None:
+    """Build the default archives the store lacks (a rolled-out version is never rebuilt)."""
     from scripts.build_archive import MODELS, build_archive, ensure_artifacts
 
-    if server.pid() is not None:
-        renewer = TorchServe.attach(server.run_dir).start_renewer()  # in case it had died
-        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}, key "
-              f"renewer pid {renewer}); `make stop` first to restart it.")  # fmt: skip
-        return
     for name in server.models:
         if server.default_archive(name) != f"{name}.mar":  # a rolled-out version: never rebuilt
             continue
         if (server.model_store / f"{name}.mar").exists():
             continue
         build_archive(MODELS[name], ensure_artifacts(name, data_dir), server.model_store)
+
+
+def up(server: TorchServe, data_dir: str | None = None) -> None:
+    """Build whatever archive is missing, start TorchServe, wait until READY."""
+    if server.pid() is not None:
+        renewer = TorchServe.attach(server.run_dir).start_renewer()  # in case it had died
+        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}, key "
+              f"renewer pid {renewer}); `make stop` first to restart it.")  # fmt: skip
+        return
+    build_missing(server, data_dir)
     started = time.monotonic()
     server.start()
     server.wait_ready(timeout=900)
@@ -412,25 +433,30 @@ def status_line(server: TorchServe) -> str:
     """`make status`: TorchServe and its key renewer, and when the keys expire."""
     pid, renewer = server.pid(), server.renewer_pid()
     if pid is None:
-        return f"TorchServe is not running from {server.run_dir}" + (
-            f" (a key renewer still runs, pid {renewer}: `make stop`)" if renewer else "")
-    expires = server.key_file.current().expires
-    keys = "; ".join(f"{api} key expires {t:%Y-%m-%d %H:%M} UTC" for api, t in sorted(expires.items()))
+        still = f" (a key renewer still runs, pid {renewer}: `make stop`)" if renewer else ""
+        return f"TorchServe is not running from {server.run_dir}{still}"
+    expires = sorted(server.key_file.current().expires.items())
+    keys = "; ".join(f"{api} key expires {time:%Y-%m-%d %H:%M} UTC" for api, time in expires)
     watcher = f"key renewer pid {renewer}" if renewer else (
-        "NO key renewer: the keys will expire (`make serve` starts it again)")
+        "NO key renewer: the keys will expire (`make serve` starts it again)")  # fmt: skip
     return f"TorchServe running from {server.run_dir} (pid {pid}); {watcher}; {keys}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "stop", "status"])
+    parser.add_argument("command", choices=["up", "stop", "status", "foreground"],
+                        help="foreground: build what is missing, then become TorchServe "
+                        "(systemd; no renewer)")  # fmt: skip
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     args = parser.parse_args(argv)
-    server = TorchServe(run_dir=args.run_dir)
+    server = TorchServe(run_dir=args.run_dir.resolve())
     try:
         if args.command == "up":
             up(server, args.data_dir)
+        elif args.command == "foreground":
+            build_missing(server, args.data_dir)
+            server.exec_foreground()
         elif args.command == "stop":
             print("TorchServe stopped." if server.stop() else "TorchServe is not running.")
         else:

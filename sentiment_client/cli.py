@@ -12,6 +12,7 @@ review per line).  Exit codes, for scripts:
     2  usage: bad arguments, unreadable input file or key file
     3  TorchServe unreachable, timing out, or failing (5xx) after retries
     4  TorchServe refused the request: unknown model (404) or wrong key
+  141  whoever read the output stopped reading (`| head`): no traceback
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ from sentiment_client.api import (
 from sentiment_client.api import ConfigError as UsageError
 
 EXIT_OK, EXIT_REFUSED_TEXTS, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a tool that SIGPIPE ended
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--model", "-m", default="fast", help="fast, bert, or a registered model name"
-    )
+        "--model", "-m", default="fast",
+        help="sentiment_fast or sentiment_bert (the registered names, canonical), their "
+        "short forms fast and bert, or any registered model name",
+    )  # fmt: skip
     common.add_argument(
         "--url",
         default=os.environ.get("SENTIMENT_URL", DEFAULT_URL),
@@ -150,3 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sentiment ... | head -2` stopped reading: end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_BROKEN_PIPE

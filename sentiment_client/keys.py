@@ -116,8 +116,11 @@ class KeyFile:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 keys = {api: str(entry["key"]) for api, entry in data.items()}
-                expires = {api: parse_instant(entry["expiration time"])
-                           for api, entry in data.items() if "expiration time" in entry}  # fmt: skip
+                expires = {
+                    api: parse_instant(entry["expiration time"])
+                    for api, entry in data.items()
+                    if "expiration time" in entry
+                }
                 return Keys(keys, expires, signature[1] / 1e9)
             except FileNotFoundError:
                 return Keys()

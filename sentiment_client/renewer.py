@@ -28,6 +28,16 @@ def write_pid_file(path: Path) -> None:
     path.write_text(f"{os.getpid()}\n", encoding="utf-8")
 
 
+def stop_after(pid_file: Path, stop: threading.Event, every: float = 2.0) -> None:
+    """Set `stop` once the process whose pid `pid_file` holds has gone (or the file has)."""
+    while not stop.wait(every):
+        try:
+            os.kill(int(pid_file.read_text().strip()), 0)
+        except (OSError, ValueError):
+            print(f"{pid_file}: the server has gone; stopping", flush=True)
+            stop.set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["show", "renew", "watch"])
@@ -35,10 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="renew: the keys to renew (default: both)")
     parser.add_argument("--key-file", default=os.environ.get("TS_KEY_FILE"),
                         help="default: $TS_KEY_FILE, else run/key_file.json")  # fmt: skip
-    parser.add_argument("--management-url",
-                        default=os.environ.get("TS_MANAGEMENT_URL", "http://127.0.0.1:8081"))  # fmt: skip
+    parser.add_argument(
+        "--management-url", default=os.environ.get("TS_MANAGEMENT_URL", "http://127.0.0.1:8081")
+    )
     parser.add_argument("--poll", type=float, default=30.0, help="watch: longest sleep (s)")
     parser.add_argument("--pid-file", type=Path, help="watch: write the process id here")
+    parser.add_argument("--server-pid-file", type=Path,
+                        help="watch: stop once the process in this file is gone (make serve's "
+                        "TorchServe), so a server killed without `make stop` leaves no renewer")
     args = parser.parse_args(argv)
     if set(args.apis) - set(APIS):
         parser.error(f"keys are {' and '.join(APIS)}, not {' '.join(args.apis)}")
@@ -61,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_pid_file(args.pid_file)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            if args.server_pid_file:
+                threading.Thread(target=stop_after, args=(args.server_pid_file, stop),
+                                 daemon=True).start()  # fmt: skip
             stamp = lambda message: print(  # noqa: E731
                 f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {message}", flush=True
             )

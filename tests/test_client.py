@@ -9,6 +9,7 @@ when its queue is full, since a real one cannot be made to do that on demand.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import pytest
 from scripts.nsmc import TEST_FILE
 from scripts.server import Ports, TorchServe
 from sentiment_client import RequestRejected, SentimentClient, ServerUnavailable
+from sentiment_client.keys import default_key_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,3 +156,40 @@ def test_retries_only_what_is_safe(script, calls: int, outcome):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_missing_key_file_exits_2_and_says_where_it_looked(server: TorchServe, tmp_path: Path):
+    """Run from outside the checkout, as an installed `sentiment` would be."""
+    missing = tmp_path / "elsewhere" / "key_file.json"
+    command = [sys.executable, "-m", "sentiment_client", "predict", "좋다",
+               "--url", server.url("inference"), "--key-file", str(missing)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert str(missing) in result.stderr and "--key-file" in result.stderr
+    assert "SENTIMENT_KEY_FILE" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_default_key_files_include_the_checkouts_run_dir(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert default_key_files() == [tmp_path.resolve() / "run" / "key_file.json",
+                                   ROOT / "run" / "key_file.json"]  # fmt: skip
+
+
+def test_output_into_a_closed_pipe_ends_quietly(server: TorchServe, tmp_path: Path):
+    """`sentiment predict --file big.txt | head -2`: two lines, no BrokenPipeError traceback."""
+    (tmp_path / "big.txt").write_text("정말 재밌게 잘봤습니다!\n" * 3000, encoding="utf-8")
+    sentiment_cmd = " ".join([sys.executable, "-m", "sentiment_client", "predict", "-q",
+                              "--file", str(tmp_path / "big.txt"), "--url", server.url("inference"),
+                              "--key-file", str(server.run_dir / "key_file.json")])  # fmt: skip
+    result = subprocess.run(["sh", "-c", f"{sentiment_cmd} | head -2"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert len(result.stdout.splitlines()) == 2
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("model", ["bert", "sentiment_bert"])
+def test_short_and_registered_model_names_both_work(server: TorchServe, model: str):
+    result = sentiment("predict", "정말 재밌게 잘봤습니다!", "--model", model, server=server)
+    assert result.returncode == 0, result.stderr

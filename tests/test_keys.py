@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -99,6 +101,22 @@ def test_missing_key_file_names_where_it_looked(tmp_path: Path):
     message = KeyFile(tmp_path / "nowhere" / "key_file.json").why_refused("inference")
     assert str(tmp_path / "nowhere" / "key_file.json") in message
     assert "--key-file" in message and "SENTIMENT_KEY_FILE" in message
+
+
+def test_renewer_stops_with_the_server_it_watches(tmp_path: Path):
+    """A test or `make serve` server killed without stop(): its renewer does not linger."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "server.pid").write_text(f"{gone.pid}\n")
+    renewer = subprocess.Popen(
+        [sys.executable, "-m", "sentiment_client.renewer", "watch", "--key-file",
+         str(tmp_path / "key_file.json"), "--server-pid-file", str(tmp_path / "server.pid"),
+         "--pid-file", str(tmp_path / "renewer.pid")],
+        cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out, _ = renewer.communicate(timeout=30)
+    assert renewer.returncode == 0 and "the server has gone" in out
+    assert not (tmp_path / "renewer.pid").exists()
 
 
 # ------------------------------------------------------------------ a real TorchServe

@@ -251,6 +251,15 @@ def test_grpc_answers_as_rest_does(server: TorchServe, model: str):
         assert over_grpc == over_rest
 
 
+def test_grpc_cli_takes_short_and_registered_names(server: TorchServe, capsys):
+    """One naming everywhere: sentiment_bert (canonical) and bert, as the `sentiment` CLI."""
+    answers = []
+    for model in ("sentiment_bert", "bert"):
+        assert grpc_client.main([PROBE, "--model", model, "--run-dir", str(server.run_dir)]) == 0
+        answers.append(capsys.readouterr().out)
+    assert answers[0] == answers[1] and '"label"' in answers[0]
+
+
 def test_grpc_without_key_is_refused(server: TorchServe):
     keyless = TorchServe(run_dir=server.run_dir / "nowhere", ports=server.ports)
     with pytest.raises(grpc.RpcError) as refused:

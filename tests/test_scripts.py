@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -28,3 +29,12 @@ def test_missing_data_says_which_files_go_where(tmp_path: Path, monkeypatch, cap
 def test_stop_when_nothing_runs_says_so(tmp_path: Path):
     assert TorchServe(run_dir=tmp_path).stop() is False
     assert TorchServe(run_dir=tmp_path).pid() is None
+
+
+def test_make_status_with_nothing_running_is_one_clear_line(tmp_path: Path):
+    """Not running is an answer, not a failure of make: no `make: *** ... Error 1`."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(["make", "-s", "status", f"RUN_DIR={tmp_path}"], cwd=root,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.stdout == f"TorchServe is not running from {tmp_path}\n"

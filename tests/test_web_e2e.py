@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from scripts.server import Ports, TorchServe
-from web.render import char_heat, highlight_html
+from web.render import char_heat, confidence_html, highlight_html
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,6 +39,43 @@ def test_highlight_colours_follow_the_scores():
     assert 'class="hl pos"' in html and ">재밌</span>" in html
     assert 'class="hl neg"' in html and ">최악</span>" in html
     assert "<script>" not in highlight_html("<script>", [])
+
+
+def test_confidence_bar_colour_follows_the_label():
+    positive, negative = confidence_html("positive", 0.9), confidence_html("negative", 0.9)
+    colour = lambda html: html.split('data-colour="')[1].split('"')[0]  # noqa: E731
+    assert colour(positive) != colour(negative)
+    assert 'width:90.0%' in positive and "confidence 90.0%" in positive
+
+
+def test_page_uses_no_deprecated_streamlit_arguments():
+    """Streamlit 1.67 logs use_container_width as deprecated: width="stretch" replaces it."""
+    assert "use_container_width" not in (ROOT / "web" / "app.py").read_text(encoding="utf-8")
+
+
+def test_a_result_stays_through_later_reruns(server: TorchServe, monkeypatch):
+    """Streamlit reruns the script on every widget change (an upload, a sidebar click): the
+    single review's verdicts must still be there afterwards, with label-coloured bars."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SENTIMENT_URL", server.url("inference"))
+    monkeypatch.setenv("SENTIMENT_KEY_FILE", str(server.run_dir / "key_file.json"))
+    app = AppTest.from_file(str(ROOT / "web" / "app.py"), default_timeout=60)
+    app.run()
+    app.text_area(key="review").input(REVIEW)
+    next(b for b in app.button if b.label == "Analyze").click()
+    app.run()
+
+    def shown() -> list[str]:
+        return [m.value for m in app.markdown if 'class="verdict"' in m.value
+                or 'class="confidence"' in m.value]  # fmt: skip
+
+    first = shown()
+    assert sum('class="verdict"' in html for html in first) == 2, first
+    assert sum('class="confidence"' in html for html in first) == 2
+    app.run()  # what an upload does: a rerun with the Analyze button no longer pressed
+    assert shown() == first
+    assert not app.exception
 
 
 @pytest.fixture(scope="module")

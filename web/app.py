@@ -15,7 +15,7 @@ import streamlit as st
 
 from sentiment_client import ClientError, SentimentClient, strongest
 from sentiment_client.api import DEFAULT_URL
-from web.render import highlight_html
+from web.render import LABEL_COLOURS, confidence_html, highlight_html
 
 MODELS = {"sentiment_fast": "char n-gram Naive Bayes", "sentiment_bert": "BERT (2 layers)"}
 EXAMPLES = [
@@ -53,13 +53,13 @@ def show_model(model: str, text: str) -> None:
         st.error(str(err))
         return
     label, confidence = prediction["label"], prediction["confidence"]
-    colour = "#15803d" if label == "positive" else "#b91c1c"
+    colour = LABEL_COLOURS.get(label, "#6b7280")
     st.markdown(
         f'<div class="verdict" data-model="{model}" data-label="{label}" '
         f'style="font-size:1.6rem;font-weight:600;color:{colour}">{label}</div>',
         unsafe_allow_html=True,
     )
-    st.progress(confidence, text=f"confidence {confidence:.1%}")
+    st.markdown(confidence_html(label, confidence), unsafe_allow_html=True)
     st.caption(f"prediction {predict_ms:.0f} ms · explanation {explain_ms:.0f} ms (round trip)")
     st.markdown(highlight_html(why["text"], why["tokens"]), unsafe_allow_html=True)
     positive, negative = strongest(why["tokens"], 5)
@@ -92,7 +92,7 @@ def analyse_file(upload: Any) -> None:
     ]
     agree = sum(row["sentiment_fast"] == row["sentiment_bert"] for row in table)
     st.write(f"The models agree on {agree} of {len(table)} reviews.")
-    st.dataframe(table, use_container_width=True)
+    st.dataframe(table, width="stretch")
     jsonl = "\n".join(json.dumps(row, ensure_ascii=False) for row in table)
     st.download_button("Download predictions (JSON lines)", jsonl, "predictions.jsonl")
 
@@ -105,12 +105,14 @@ def main() -> None:
         st.header("Examples")
         for i, example in enumerate(EXAMPLES):
             st.button(example, key=f"example-{i}", on_click=st.session_state.update,
-                      kwargs={"review": example}, use_container_width=True)  # fmt: skip
+                      kwargs={"review": example}, width="stretch")  # fmt: skip
     text = st.text_area("Review", key="review", height=100, placeholder="리뷰를 입력하세요")
     if st.button("Analyze", type="primary") and text.strip():
+        st.session_state["analysed"] = text  # kept across reruns: an upload must not wipe it
+    if analysed := st.session_state.get("analysed"):
         for column, model in zip(st.columns(len(MODELS)), MODELS):
             with column:
-                show_model(model, text)
+                show_model(model, analysed)
     upload = st.file_uploader("Or a file of reviews (UTF-8, one per line)", type=["txt"])
     if upload is not None:
         analyse_file(upload)

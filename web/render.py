@@ -56,3 +56,18 @@ def _span(text: str, style: tuple[str, str], total: float) -> str:
         f'<span class="hl {css_class}" data-score="{total:.4f}" title="{total:+.3f}" '
         f'style="background:{background};border-radius:3px">{escape(text)}</span>'
     )
+
+
+LABEL_COLOURS = {"positive": "#15803d", "negative": "#b91c1c"}  # green, red
+
+
+def confidence_html(label: str, confidence: float) -> str:
+    """A confidence bar in the label's colour (st.progress has one colour for every label)."""
+    colour = LABEL_COLOURS.get(label, "#6b7280")
+    width = max(0.0, min(confidence, 1.0)) * 100
+    return (
+        f'<div class="confidence" data-label="{escape(label)}" data-colour="{colour}" '
+        f'style="background:#e5e7eb;border-radius:4px;height:0.6rem;margin:0.3rem 0">'
+        f'<div style="width:{width:.1f}%;background:{colour};height:100%;border-radius:4px">'
+        f"</div></div><small>confidence {confidence:.1%}</small>"
+    )

@@ -1,0 +1,83 @@
+"""Versioned archives and registration: `build_archive --version`, `manage register`.
+
+A second version gets its own file in the model store, registers beside the first by file
+name or path, and the workers asked for are the workers it gets (model-config.yaml's
+minWorkers would otherwise win).  Wrong names and paths are answered with where the command
+looked, not with TorchServe's 409.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from scripts import build_archive, manage
+from scripts.build_archive import MODELS, manifest
+from scripts.manage import Management, ManagementError, find_archive
+from scripts.server import TorchServe
+from tests.conftest import local_server
+
+MODEL = "sentiment_fast"
+
+
+@pytest.fixture(scope="module")
+def store(fast_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default archive, plus version 2.0 built the way the docs say."""
+    store = tmp_path_factory.mktemp("versions_store")
+    build_archive.build_archive(MODELS[MODEL], fast_artifacts, store)
+    argv = [MODEL, "--version", "2.0", "--artifacts", str(fast_artifacts), "--store", str(store)]
+    assert build_archive.main(argv) == 0
+    return store
+
+
+def test_a_version_gets_its_own_file_and_says_what_it_replaces(
+    store: Path, fast_artifacts: Path, capsys
+):
+    assert manifest(store / f"{MODEL}.mar")["modelVersion"] == "1.0"
+    second = manifest(store / f"{MODEL}_v2.0.mar")
+    assert (second["modelName"], second["modelVersion"]) == (MODEL, "2.0")
+    argv = [MODEL, "--version", "2.0", "--artifacts", str(fast_artifacts), "--store", str(store)]
+    capsys.readouterr()
+    assert build_archive.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"replacing {store / f'{MODEL}_v2.0.mar'} ({MODEL} version 2.0" in out
+    assert f"scripts.manage register {MODEL}_v2.0.mar" in out
+
+
+def test_archive_names_and_paths_resolve_inside_the_store(store: Path, tmp_path: Path):
+    expected = (store / f"{MODEL}_v2.0.mar").resolve()
+    assert find_archive(store, f"{MODEL}_v2.0.mar") == expected
+    assert find_archive(store, f"{MODEL}_v2.0") == expected
+    assert find_archive(store, str(expected)) == expected
+    with pytest.raises(ManagementError) as missing:
+        find_archive(store, f"{MODEL}_v9.mar")
+    assert str(store.resolve() / f"{MODEL}_v9.mar") in str(missing.value)
+    assert f"{MODEL}_v2.0.mar" in str(missing.value)  # what is there instead
+    outside = tmp_path / "elsewhere.mar"
+    outside.write_bytes(b"")
+    with pytest.raises(ManagementError, match="not in the model store"):
+        find_archive(store, str(outside))
+
+
+@pytest.fixture(scope="module")
+def version_server(store: Path) -> Iterator[TorchServe]:
+    with local_server(store, [MODEL], "ts-vers-") as server:
+        yield server
+
+
+def test_register_a_second_version_with_the_workers_asked(version_server: TorchServe, capsys):
+    run_dir = str(version_server.run_dir)
+    assert manage.main(["--run-dir", run_dir, "register", f"{MODEL}_v2.0", "--workers", "1"]) == 0
+    assert "version 2.0, 1 worker(s)" in capsys.readouterr().out
+    management = Management(version_server)
+    assert sorted(management.versions(MODEL)) == ["1.0", "2.0"]
+    assert len(management.describe(MODEL, "2.0")[0]["workers"]) == 1  # minWorkers is 2
+    assert management.default_version(MODEL) == "1.0"
+    # Again: what is wrong, not TorchServe's 409 about version 1.0.
+    assert manage.main(["--run-dir", run_dir, "register", f"{MODEL}_v2.0.mar"]) == 1
+    assert "version 2.0 is already registered" in capsys.readouterr().err
+    assert manage.main(["--run-dir", run_dir, "register", "no_such.mar"]) == 1
+    assert "looked for" in capsys.readouterr().err
+    assert management.unregister(MODEL, "2.0")
