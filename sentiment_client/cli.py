@@ -3,6 +3,7 @@
     python -m sentiment_client predict "정말 재밌게 잘봤습니다!" --model bert
     python -m sentiment_client predict --file reviews.txt --model fast --out preds.jsonl
     python -m sentiment_client explain "정말 재밌게 잘봤습니다!" --model bert
+    python -m sentiment_client predict "그냥 그랬다" --model cascade   # + "models" per text
 
 predict writes one JSON line per input text, in input order (a file: one
 review per line).  Exit codes, for scripts:
@@ -39,7 +40,8 @@ EXIT_OK, EXIT_REFUSED_TEXTS, EXIT_USAGE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--model", "-m", default="fast", help="fast, bert, or a registered model name"
+        "--model", "-m", default="fast",
+        help="fast, bert, cascade (BERT only where fast is unsure), or a registered model name",
     )
     common.add_argument(
         "--url",
