@@ -11,7 +11,8 @@ signed scores and character spans a page can colour.  A KServe v1 body
 (TorchServe's own envelopes handle one request per batch and break batching).
 Anything else is the caller's mistake: it gets a 400 with
 ``{"code", "type", "message"}`` for that request only, so the rest of its
-TorchServe batch is still answered.
+TorchServe batch is still answered.  A composed model (the ``sentiment``
+cascade) adds ``"models"`` to each answer: the models that decided that text.
 
 Decoding and encoding here are pure functions of the request (no TorchServe
 import), so they are unit-tested and property-tested without a server; the
@@ -104,12 +105,14 @@ class Batch:
     """One TorchServe batch: each request parsed or rejected, texts flattened for one model call.
 
     `explanations` is aligned with `texts`: None where the request only asked for a prediction.
+    `models`, when a composed model fills it, is aligned with `texts` too: who decided each.
     """
 
     requests: list[ParsedRequest | RequestError]
     texts: list[str] = field(default_factory=list)
     probabilities: Sequence[Sequence[float]] = ()
     explanations: Sequence[Explanation | None] = ()
+    models: Sequence[Sequence[str]] = ()
 
     @property
     def rejected(self) -> list[RequestError]:
@@ -288,19 +291,27 @@ def decode_batch(
 # --------------------------------------------------------------------------- encode
 
 
-def encode_prediction(probabilities: Sequence[float]) -> dict[str, Any]:
-    """(p_negative, p_positive) -> the answer for one text."""
+def encode_prediction(
+    probabilities: Sequence[float], models: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """(p_negative, p_positive) -> the answer for one text; `models`: who decided it (cascade)."""
     p_negative, p_positive = (float(p) for p in probabilities)
     winner = 1 if p_positive > p_negative else 0
-    return {
+    answer = {
         "label": LABELS[winner],
         "confidence": round(max(p_negative, p_positive), 6),
         "probabilities": {"negative": round(p_negative, 6), "positive": round(p_positive, 6)},
     }
+    if models is not None:
+        answer["models"] = list(models)
+    return answer
 
 
 def encode_explanation(
-    probabilities: Sequence[float], text: str, explanation: Explanation
+    probabilities: Sequence[float],
+    text: str,
+    explanation: Explanation,
+    models: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The prediction for one text plus its scored tokens (the /explanations answer)."""
     tokens = [
@@ -308,8 +319,8 @@ def encode_explanation(
         for t in explanation.tokens
     ]
     base = None if explanation.base is None else round(float(explanation.base), 6)
-    return {**encode_prediction(probabilities), "text": text, "method": explanation.method,
-            "base": base, "tokens": tokens}  # fmt: skip
+    return {**encode_prediction(probabilities, models), "text": text,
+            "method": explanation.method, "base": base, "tokens": tokens}  # fmt: skip
 
 
 def encode_batch(batch: Batch) -> list[Response]:
@@ -318,8 +329,9 @@ def encode_batch(batch: Batch) -> list[Response]:
         raise ValueError(
             f"model returned {len(batch.probabilities)} rows for {len(batch.texts)} texts"
         )
-    if batch.explanations and len(batch.explanations) != len(batch.texts):
-        raise ValueError(f"{len(batch.explanations)} explanations for {len(batch.texts)} texts")
+    for name, aligned in (("explanations", batch.explanations), ("models", batch.models)):
+        if aligned and len(aligned) != len(batch.texts):
+            raise ValueError(f"{len(aligned)} {name} for {len(batch.texts)} texts")
     responses = []
     offset = 0
     for request in batch.requests:
@@ -329,10 +341,11 @@ def encode_batch(batch: Batch) -> list[Response]:
         end = offset + len(request.texts)
         rows = batch.probabilities[offset:end]
         explanations = batch.explanations[offset:end] or [None] * len(rows)
+        models = batch.models[offset:end] or [None] * len(rows)
         offset = end
         predictions = [
-            encode_prediction(row) if why is None else encode_explanation(row, text, why)
-            for row, text, why in zip(rows, request.texts, explanations)
+            encode_prediction(row, who) if why is None else encode_explanation(row, text, why, who)
+            for row, text, why, who in zip(rows, request.texts, explanations, models)
         ]
         body: Any = predictions if request.is_list else predictions[0]
         if request.kserve:

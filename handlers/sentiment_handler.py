@@ -89,6 +89,10 @@ class SentimentHandler(BaseHandler, ABC):
         """Cleaned texts -> the tokens that pushed each towards its label (`/explanations`)."""
         raise NotImplementedError(f"{type(self).__name__} does not explain its predictions")
 
+    def decide(self, batch: Batch) -> None:
+        """Fill the batch's answers (a composed handler also says which models decided)."""
+        batch.probabilities = self.probabilities(batch.texts)
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated (p_negative, p_positive) rows: what the answers report."""
         return self.calibration.apply(self.predict_proba(texts))
@@ -140,7 +144,7 @@ class SentimentHandler(BaseHandler, ABC):
     def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
         started = time.perf_counter()
         if batch.texts:
-            batch.probabilities = self.probabilities(batch.texts)
+            self.decide(batch)
             wanted = self._wants_explanation(batch)
             if any(wanted):
                 explained = iter(self.explanations([t for t, w in zip(batch.texts, wanted) if w]))

@@ -15,6 +15,7 @@ handler directly, in batches, through the handler's own load path.
 
     python -m scripts.bench                                   # ~20 min on 2 cores
     python -m scripts.bench --servers fast,reference -c 1,32 --rounds 2
+    python -m scripts.bench --servers fast,bert,cascade -c 1,16,32   # the three endpoints
     python -m scripts.bench --variant fast_d5=sentiment_fast:maxBatchDelay=5 --servers fast,fast_d5
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
@@ -96,6 +97,7 @@ VARIANTS = {
     "fast": Variant("fast", "sentiment_fast"),
     "bert": Variant("bert", "sentiment_bert"),
     "bert_b1": Variant("bert_b1", "sentiment_bert", {"batchSize": 1}),
+    "cascade": Variant("cascade", "sentiment"),
 }
 
 

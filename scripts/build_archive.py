@@ -6,10 +6,16 @@ of the model dir, which TorchServe puts on sys.path), so the handler imports
 
     python -m scripts.build_archive sentiment_fast --artifacts build/sentiment_fast
     python -m scripts.build_archive sentiment_fast --version 2.0   # -> sentiment_fast_v2.0.mar
+    python -m scripts.build_archive sentiment     # the cascade: both models' artifacts
 
 A version other than the default 1.0 gets its own file, `<model>_v<version>.mar`, holding
 model name `<model>`: `scripts.manage register sentiment_fast_v2.0.mar` adds it beside the
 serving version.  The command says which file it writes and what it replaces.
+
+A composed model (the `sentiment` cascade) carries each component's staged
+artifacts, built exactly as for the component's own archive, in a sub-directory
+named after it; its artifacts directory holds one sub-directory (or link) per
+component.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from handlers.artifacts import METADATA_FILE
+from handlers.artifacts import METADATA_FILE, write_metadata
+from handlers.contract import LABELS
 from scripts.nsmc import resolve_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +50,8 @@ class ModelSpec:
     default_artifacts: Path
     #: adds build-time artifacts to the staged copy (sentiment_bert: the ONNX export)
     prepare: Callable[[Path, Path], object] | None = None
+    #: models whose artifacts a composed model carries, each in a sub-directory of its name
+    components: tuple[str, ...] = ()
 
     @property
     def config_file(self) -> Path:
@@ -63,15 +72,36 @@ MODELS = {
     "sentiment_bert": ModelSpec(
         "sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert", _prepare_bert
     ),
+    "sentiment": ModelSpec(
+        "sentiment", "cascade_handler.py", ROOT / "build/sentiment",
+        components=("sentiment_fast", "sentiment_bert"),
+    ),  # fmt: skip
 }
+# What a composed model's metadata.json repeats of each component's (describe, reports).
+COMPONENT_KEYS = ("model", "description", "test_accuracy", "created_at", "calibration")
 # The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
 # metadata.json): training it takes over an hour on 2 cores, serving it must not.
 BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 
 
+def compose_artifacts(out: Path, components: Mapping[str, Path]) -> Path:
+    """A composed model's artifacts dir: one link per component to its artifacts dir."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, source in components.items():
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(source.resolve(), target_is_directory=True)
+    return out
+
+
 def ensure_artifacts(name: str, data_dir: str | None) -> Path:
     """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
-    artifacts = MODELS[name].default_artifacts
+    spec = MODELS[name]
+    if spec.components:
+        sources = {part: ensure_artifacts(part, data_dir) for part in spec.components}
+        return compose_artifacts(spec.default_artifacts, sources)
+    artifacts = spec.default_artifacts
     if (artifacts / METADATA_FILE).exists():
         return artifacts
     if name == "sentiment_bert":
@@ -109,8 +139,6 @@ def build_archive(
     `config_file` replaces the model's archive/<name>/model-config.yaml (benchmarks).
     """
     artifacts = artifacts or spec.default_artifacts
-    if not artifacts.is_dir():
-        raise FileNotFoundError(f"no artifacts at {artifacts}; train the model first")
     store.mkdir(parents=True, exist_ok=True)
     archive_name = archive_name or spec.name
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,11 +147,10 @@ def build_archive(
         shutil.copytree(
             HANDLERS_DIR, stage / "handlers", ignore=shutil.ignore_patterns("__pycache__")
         )
-        for item in artifacts.iterdir():
-            if item.is_file():  # sub-directories are training state (work/), not artifacts
-                shutil.copy2(item, stage / item.name)
-        if spec.prepare is not None:
-            spec.prepare(stage, artifacts.resolve())
+        if spec.components:
+            _stage_composed(spec, artifacts, stage)
+        else:
+            _stage(spec, artifacts, stage)
         command = [
             _archiver(),
             "--model-name", model_name or archive_name,
@@ -163,6 +190,31 @@ def describe_existing(archive: Path) -> str:
         what = "an unreadable archive"
     return (f"replacing {archive} ({what}, built {built}); a registered copy keeps serving "
             "until it is registered again")  # fmt: skip
+
+
+def _stage(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
+    """Copy a model's artifacts into `stage` and add its build-time ones."""
+    if not artifacts.is_dir():
+        raise FileNotFoundError(f"no artifacts at {artifacts}; train the model first")
+    stage.mkdir(parents=True, exist_ok=True)
+    for item in artifacts.iterdir():
+        if item.is_file():  # sub-directories are training state (work/), not artifacts
+            shutil.copy2(item, stage / item.name)
+    if spec.prepare is not None:
+        spec.prepare(stage, artifacts.resolve())
+
+
+def _stage_composed(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
+    """Each component staged as for its own archive, in its sub-directory; a metadata.json
+    naming them on top (it lists no artifacts: each component's own one hash-checks its files)."""
+    described = {}
+    for part in spec.components:
+        _stage(MODELS[part], artifacts / part, stage / part)
+        metadata = json.loads((stage / part / METADATA_FILE).read_text(encoding="utf-8"))
+        described[part] = {key: metadata[key] for key in COMPONENT_KEYS if key in metadata}
+    write_metadata(stage, {"model": spec.name, "labels": list(LABELS),
+                           "description": f"cascade of {' and '.join(spec.components)}",
+                           "components": described}, [])  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,8 @@
-"""Generated reports on the models' answers: calibration (and, later, the cascade).
+"""Generated reports on the models' answers, and the cascade's settings chosen on validation.
 
     python -m scripts.evaluate calibration   # docs/models/calibration.md + reliability.png
+    python -m scripts.evaluate choose        # threshold, bert_weight -> archive/sentiment/...yaml
+    python -m scripts.evaluate cascade       # docs/models/cascade.md + cascade.png (test sweep)
 
 Scores come from each model's served handler (scripts.calibrate.load_model), on
 ratings_test.txt for the reports; every choice was made on the validation split
@@ -14,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,16 +24,23 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 
 from handlers.artifacts import METADATA_FILE, sha256_of
 from handlers.calibration import ECE_BINS, Calibration, Reliability, reliability
-from scripts.build_archive import ROOT, ensure_artifacts
+from handlers.cascade import BERT, FAST, Cascade
+from scripts.build_archive import MODELS, ROOT, ensure_artifacts
 from scripts.calibrate import load_model, raw_probabilities
 from scripts.nsmc import TEST_FILE, TRAIN_FILE, read_labelled, resolve_data_dir
 
 DOCS = ROOT / "docs" / "models"
 CACHE = ROOT / "build" / "evaluate"
-COMPONENTS = ("sentiment_fast", "sentiment_bert")
+COMPONENTS = (FAST, BERT)
+CASCADE_CONFIG = MODELS["sentiment"].config_file
+#: the choice's constraints: at most this share of texts to BERT, and within this accuracy of
+#: the best point that meets it (10 of 10k validation reviews: noise), the cheapest point
+MAX_BERT_SHARE = 0.5
+TOLERANCE = 0.001
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,8 @@ class Scored:
         return self.calibration.apply(self.raw)
 
     def accuracy(self) -> float:
-        return float(np.mean(self.raw.argmax(axis=1) == self.labels))
+        """Of the served (calibrated) answers; the shift can move a label whose log-odds are ~0."""
+        return float(np.mean(self.calibrated.argmax(axis=1) == self.labels))
 
 
 def split_rows(data_dir: Path, split: str) -> tuple[Path, list[str], np.ndarray]:
@@ -164,16 +175,163 @@ def calibration_report(data_dir: Path, command: str) -> Path:
     return out
 
 
+# --------------------------------------------------------------------------- cascade
+
+
+@dataclass(frozen=True)
+class Point:
+    threshold: float
+    bert_weight: float
+    share: float  # of texts sent to BERT
+    accuracy: float
+    ece: float
+
+
+def evaluate_cascade(scored: dict[str, Scored], cascade: Cascade) -> Point:
+    """What the served cascade would answer on these texts (handlers.cascade decides)."""
+    fast, bert = scored[FAST].calibrated, scored[BERT].calibrated
+    escalated = cascade.escalate(fast)
+    rows = cascade.answer(fast, bert[escalated], escalated)
+    labels = scored[FAST].labels
+    accuracy = float(np.mean(rows.argmax(axis=1) == labels))
+    return Point(cascade.threshold, cascade.bert_weight, float(escalated.mean()), accuracy,
+                 reliability(rows, labels).ece)  # fmt: skip
+
+
+THRESHOLDS = [0.0, *np.round(np.arange(0.5, 1.0, 0.01), 2).tolist(), 0.995, 0.999, 1.01]
+WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2).tolist()
+
+
+def choose(
+    scored: dict[str, Scored], weights: Sequence[float] = WEIGHTS
+) -> tuple[Point, list[Point]]:
+    """The cheapest (threshold, weight) within TOLERANCE of the most accurate one that sends
+    at most MAX_BERT_SHARE of the texts to BERT."""
+    grid = [evaluate_cascade(scored, Cascade(t, w)) for t in THRESHOLDS for w in weights]
+    allowed = [p for p in grid if p.share <= MAX_BERT_SHARE]
+    best = max(p.accuracy for p in allowed)
+    good = [p for p in allowed if p.accuracy >= best - TOLERANCE]
+    return min(good, key=lambda p: (p.share, -p.accuracy)), grid
+
+
+def write_cascade_config(point: Point, path: Path = CASCADE_CONFIG) -> None:
+    """Set threshold and bert_weight in model-config.yaml, keeping its comments."""
+    text = path.read_text(encoding="utf-8")
+    for key, value in (("threshold", point.threshold), ("bert_weight", point.bert_weight)):
+        text, count = re.subn(rf"^(  {key}:) .*$", rf"\g<1> {value:g}", text, flags=re.M)
+        if count != 1:
+            raise ValueError(f"{path}: expected one '  {key}:' line, found {count}")
+    path.write_text(text, encoding="utf-8")
+
+
+def configured_cascade(path: Path = CASCADE_CONFIG) -> Cascade:
+    return Cascade.from_config(yaml.safe_load(path.read_text(encoding="utf-8"))["handler"])
+
+
+def choose_cascade(data_dir: Path, bert_weight: float | None = None) -> Point:
+    """Choose on the validation split; `bert_weight` fixes the weight and chooses the threshold.
+
+    A BERT trained on the validation rows looks better there than it is: its weight
+    must then be fixed a priori (0.5: two calibrated models, equal say), not fitted.
+    """
+    scored = score_components(data_dir, "validation")
+    point, _ = choose(scored, WEIGHTS if bert_weight is None else [bert_weight])
+    write_cascade_config(point)
+    singles = {name: s.accuracy() for name, s in scored.items()}
+    print(f"validation: {singles}; chosen threshold {point.threshold:g}, bert_weight "
+          f"{point.bert_weight:g}: accuracy {point.accuracy:.4f}, {point.share:.1%} to BERT; "
+          f"wrote {CASCADE_CONFIG}")  # fmt: skip
+    return point
+
+
+def plot_cascade(points: list[Point], chosen: Point, singles: dict[str, float], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.6))
+    axis.plot([100 * p.share for p in points], [100 * p.accuracy for p in points], "o-",
+              markersize=3, label=f"cascade, bert_weight {chosen.bert_weight:g}")  # fmt: skip
+    for (name, accuracy), colour in zip(singles.items(), ("tab:green", "tab:red")):
+        axis.axhline(100 * accuracy, color=colour, linestyle=":", label=f"{name} alone")
+    axis.plot(100 * chosen.share, 100 * chosen.accuracy, "*", markersize=16, color="black",
+              label=f"chosen: threshold {chosen.threshold:g}")  # fmt: skip
+    axis.set(xlabel="texts sent to BERT (%)", ylabel="accuracy (%)",
+             title=f"Cascade on {TEST_FILE}: accuracy against BERT's share")  # fmt: skip
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+
+
+def cascade_report(data_dir: Path, command: str) -> Path:
+    scored = score_components(data_dir, "test")
+    configured = configured_cascade()
+    chosen = evaluate_cascade(scored, configured)
+    thresholds = sorted({*THRESHOLDS, configured.threshold})
+    points = [evaluate_cascade(scored, Cascade(t, configured.bert_weight)) for t in thresholds]
+    singles = {name: s.accuracy() for name, s in scored.items()}
+    plot_cascade(points, chosen, singles, DOCS / "cascade.png")
+    better = max(singles.values())
+    lines = ["# The `sentiment` cascade: accuracy against BERT's share", "", *_header(command)]
+    lines += [
+        f"Test set: {TEST_FILE}, {len(scored[FAST].labels):,} reviews. Threshold and weight "
+        f"were chosen on the validation split (`python -m scripts.evaluate choose`) and read "
+        f"from {CASCADE_CONFIG.relative_to(ROOT)}: threshold {configured.threshold:g}, "
+        f"bert_weight {configured.bert_weight:g}. Calibrated probabilities throughout.",
+        "",
+        "| | accuracy | ECE (15 bins) | texts to BERT |",
+        "|---|---|---|---|",
+    ]
+    for name, s in scored.items():
+        share = "100%" if name == BERT else "0%"
+        lines.append(f"| {name} alone | {s.accuracy():.2%} | "
+                     f"{reliability(s.calibrated, s.labels).ece:.4f} | {share} |")  # fmt: skip
+    lines.append(f"| **cascade (chosen)** | **{chosen.accuracy:.2%}** | {chosen.ece:.4f} | "
+                 f"**{chosen.share:.1%}** |")  # fmt: skip
+    met = chosen.accuracy >= better and chosen.share <= MAX_BERT_SHARE
+    lines += [
+        "",
+        f"Goal (at least as accurate as the better single model, {better:.2%}, with at most "
+        f"{MAX_BERT_SHARE:.0%} of the texts sent to BERT): **{'met' if met else 'NOT met'}**.",
+        "",
+        f"Sweep of thresholds at bert_weight {configured.bert_weight:g} (threshold 0: fast "
+        "alone; above 1: both models for every text):",
+        "",
+        "| threshold | texts to BERT | accuracy | ECE |",
+        "|---|---|---|---|",
+    ]
+    for p in points:
+        mark = " (chosen)" if p.threshold == configured.threshold else ""
+        lines.append(f"| {p.threshold:g}{mark} | {p.share:.1%} | {p.accuracy:.2%} | "
+                     f"{p.ece:.4f} |")  # fmt: skip
+    lines += ["", "![accuracy against share sent to BERT](cascade.png)", ""]
+    out = DOCS / "cascade.md"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+    return out
+
+
+REPORTS = {"calibration": calibration_report, "cascade": cascade_report}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("report", choices=["calibration"])
+    parser.add_argument("report", choices=["calibration", "choose", "cascade"])
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
+    parser.add_argument("--bert-weight", type=float,
+                        help="choose: fix the weight, choose only the threshold")  # fmt: skip
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     DOCS.mkdir(parents=True, exist_ok=True)
     prefix = f"NSMC_DIR={os.environ['NSMC_DIR']} " if os.environ.get("NSMC_DIR") else ""
     command = f"{prefix}.venv/bin/python -m scripts.evaluate {' '.join(argv or sys.argv[1:])}"
-    calibration_report(data_dir, command)
+    if args.report == "choose":
+        choose_cascade(data_dir, args.bert_weight)
+    else:
+        REPORTS[args.report](data_dir, command)
     return 0
 
 

@@ -41,7 +41,7 @@ DEFAULT_RUN_DIR = ROOT / "run"
 DEFAULT_STORE = ROOT / "model_store"
 BASE_CONFIG = ROOT / "config.properties"
 LOG4J_CONFIG = ROOT / "log4j2.xml"
-DEFAULT_MODELS = ("sentiment_fast", "sentiment_bert")
+DEFAULT_MODELS = ("sentiment_fast", "sentiment_bert", "sentiment")  # sentiment: the cascade
 # In the model store: {model: archive file} of the version each model serves by default, written
 # when a default changes (scripts.manage set-default, scripts.rollout); a restart loads these.
 DEFAULTS_FILE = "defaults.json"

@@ -23,7 +23,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from sentiment_client.keys import KEY_ERROR, KeyFile, KeyFileError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert"}
+# cascade: sentiment_fast for every text, sentiment_bert too where fast is unsure
+MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert", "cascade": "sentiment"}
 MAX_TEXTS_PER_REQUEST = 256  # handlers/contract.py Limits.max_texts, model-config.yaml
 RETRY_STATUSES = (503, 507)
 AUTH_ERRORS = (KEY_ERROR,)  # TorchServe answers a wrong key with 400 or 401
@@ -70,7 +71,7 @@ class RequestRejected(ClientError):
 
 
 def model_name(model: str) -> str:
-    """'fast' / 'bert' -> the registered name; any other name (a new version) as given."""
+    """'fast' / 'bert' / 'cascade' -> the registered name; any other name as given."""
     return MODEL_ALIASES.get(model, model)
 
 

@@ -3,6 +3,7 @@
     python -m sentiment_client predict "정말 재밌게 잘봤습니다!" --model bert
     python -m sentiment_client predict --file reviews.txt --model fast --out preds.jsonl
     python -m sentiment_client explain "정말 재밌게 잘봤습니다!" --model bert
+    python -m sentiment_client predict "그냥 그랬다" --model cascade   # + "models" per text
 
 predict writes one JSON line per input text, in input order (a file: one
 review per line).  Exit codes, for scripts:
@@ -42,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--model", "-m", default="fast",
-        help="sentiment_fast or sentiment_bert (the registered names, canonical), their "
-        "short forms fast and bert, or any registered model name",
+        help="sentiment_fast, sentiment_bert or sentiment (the registered names, canonical), "
+        "their short forms fast, bert and cascade (BERT only where fast is unsure), or any "
+        "registered model name",
     )  # fmt: skip
     common.add_argument(
         "--url",

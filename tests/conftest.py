@@ -13,7 +13,7 @@ import pytest
 from transformers import BertConfig, BertForSequenceClassification
 
 from handlers.artifacts import BERT_FILES, write_metadata
-from scripts.build_archive import MODELS, build_archive
+from scripts.build_archive import MODELS, build_archive, compose_artifacts
 from scripts.nsmc import resolve_data_dir
 from scripts.server import Ports, TorchServe
 from scripts.train_bert import train as train_bert
@@ -77,6 +77,9 @@ def model_store(
     store = tmp_path_factory.mktemp("model_store")
     build_archive(MODELS["sentiment_fast"], fast_artifacts, store)
     build_archive(MODELS["sentiment_bert"], bert_artifacts, store)
+    both = {"sentiment_fast": fast_artifacts, "sentiment_bert": bert_artifacts}
+    cascade = compose_artifacts(tmp_path_factory.mktemp("cascade_artifacts"), both)
+    build_archive(MODELS["sentiment"], cascade, store)
     return store
 
 
@@ -100,6 +103,6 @@ def local_server(
 
 @pytest.fixture(scope="session")
 def server(model_store: Path) -> Iterator[TorchServe]:
-    """Both models, shared by the integration tests (tests that kill workers start their own)."""
+    """All three models, shared by the integration tests (worker-killing tests start their own)."""
     with local_server(model_store, tuple(MODELS), "ts-test-") as instance:
         yield instance

@@ -23,6 +23,7 @@ from handlers.calibration import (
 from handlers.fast_handler import MODEL_FILE, SentimentFastHandler
 from scripts.build_archive import BERT_CHECKPOINT, MODELS
 from tests.handler_context import make_context, run_batch
+from tests.test_fast_handler import handler_and_context  # noqa: F401 (the loaded fast model)
 
 CONFIG = MODELS["sentiment_fast"].config_file
 
@@ -96,16 +97,8 @@ def test_committed_bert_checkpoint_carries_its_calibration():
     assert metadata["calibration"]["validation_seen_in_training"] is True  # said in docs too
 
 
-@pytest.fixture(scope="module")
-def fast(fast_artifacts: Path):
-    context = make_context("sentiment_fast", fast_artifacts, CONFIG)
-    handler = SentimentFastHandler()
-    handler.initialize(context)
-    return handler, context
-
-
-def test_answers_and_explanations_are_calibrated(fast):
-    handler, context = fast
+def test_answers_and_explanations_are_calibrated(handler_and_context):
+    handler, context = handler_and_context
     text = "정말 최고의 영화, 감동적이에요"
     raw = np.asarray(handler.predict_proba([text]))
     expected = handler.calibration.apply(raw)[0]

@@ -1,6 +1,6 @@
-"""Both models behind a real TorchServe on 127.0.0.1 (free ports, own TMPDIR), stopped after.
+"""All three models behind a real TorchServe on 127.0.0.1 (free ports, own TMPDIR), stopped after.
 
-The request contract is the same for both, so its tests run against each endpoint.
+The request contract is the same for every one, so its tests run against each endpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scripts.build_archive import MODELS
 from scripts.server import ServerError, TorchServe
 
 MODEL = "sentiment_fast"
-BOTH = pytest.mark.parametrize("model", list(MODELS))
+EVERY_MODEL = pytest.mark.parametrize("model", list(MODELS))
 
 
 def predict(
@@ -49,7 +49,7 @@ def test_ping(server: TorchServe):
     assert ping.status_code == 200 and ping.json()["status"] == "Healthy"
 
 
-@BOTH
+@EVERY_MODEL
 def test_describe_shows_configured_batching(server: TorchServe, model: str):
     description = describe(server, model)
     configured = yaml.safe_load(MODELS[model].config_file.read_text())
@@ -68,13 +68,14 @@ def test_describe_shows_configured_batching(server: TorchServe, model: str):
     ],
     ids=["raw text", "json", "octet-stream"],
 )
-@BOTH
+@EVERY_MODEL
 def test_single_text_forms_agree(server: TorchServe, body: bytes, content_type: str, model: str):
     response = predict(server, body, content_type, model)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     answer = response.json()
-    assert set(answer) == {"label", "confidence", "probabilities"}
+    assert set(answer) - {"models"} == {"label", "confidence", "probabilities"}
+    assert ("models" in answer) == (model == "sentiment")  # the cascade says who decided
     reference = predict(server, "정말 재밌게 잘봤습니다!".encode(), "text/plain", model).json()
     assert answer == reference
     if model == MODEL:  # the small test BERT is too little trained to be asked for accuracy
@@ -88,7 +89,7 @@ def test_list_in_order(server: TorchServe):
     assert [a["label"] for a in response.json()] == ["negative", "positive", "negative"]
 
 
-@BOTH
+@EVERY_MODEL
 def test_concurrent_mixed_traffic_is_batched_and_isolated(server: TorchServe, model: str):
     """64 concurrent requests, every 4th bad: each gets its own answer, and batches form."""
     batches_before = metric_total(server, "SentimentBatches", model)
@@ -130,7 +131,7 @@ def test_second_start_is_refused_clearly(server: TorchServe):
     assert describe(server, MODEL)["workers"][0]["status"] == "READY"
 
 
-@BOTH
+@EVERY_MODEL
 def test_customized_describe_reports_training_metadata(server: TorchServe, model: str):
     url = server.url("management", f"/models/{model}?customized=true")
     response = requests.get(url, headers=server.auth("management"), timeout=30)
@@ -138,5 +139,7 @@ def test_customized_describe_reports_training_metadata(server: TorchServe, model
     custom = response.json()[0]["customizedMetadata"]  # the frontend parses the JSON
     assert custom["labels"] == ["negative", "positive"]
     assert custom["model_version"] == "1.0"
-    assert 0.5 < custom["test_accuracy"] <= 1 and len(custom["train_file_sha256"]) == 64
-    assert custom["created_at"]
+    trained = custom["components"].values() if model == "sentiment" else [custom]
+    for metadata in trained:  # the cascade describes each of its two models
+        assert 0.5 < metadata["test_accuracy"] <= 1 and len(metadata["train_file_sha256"]) == 64
+        assert metadata["created_at"] and metadata["calibration"]["scale"] > 0

@@ -121,7 +121,7 @@ def test_page_shows_both_verdicts_and_highlights(page_url: str):
             box.press("Control+Enter")  # Streamlit applies a text area's value on Ctrl+Enter
             page.get_by_role("button", name="Analyze").click()
             verdicts = {}
-            for model in ("sentiment_fast", "sentiment_bert"):
+            for model in ("sentiment_fast", "sentiment_bert", "sentiment"):
                 verdict = page.locator(f'.verdict[data-model="{model}"]')
                 verdict.wait_for(timeout=60_000)
                 verdicts[model] = verdict.get_attribute("data-label")
@@ -132,5 +132,6 @@ def test_page_shows_both_verdicts_and_highlights(page_url: str):
             browser.close()
     assert verdicts["sentiment_fast"] == "positive"  # the 20k-row test model; tiny BERT may err
     assert verdicts["sentiment_bert"] in ("positive", "negative")
+    assert verdicts["sentiment"] in ("positive", "negative")
     assert highlighted and all(word in REVIEW for word in highlighted)
     assert any("재밌" in word or "최고" in word for word in highlighted), highlighted

@@ -1,4 +1,4 @@
-"""Streamlit page: a review in, both models' verdicts side by side, and why.
+"""Streamlit page: a review in, the three endpoints' verdicts side by side, and why.
 
 Started by `python -m web` (or `make web`); talks to TorchServe only through
 sentiment_client, configured by SENTIMENT_URL and SENTIMENT_KEY_FILE.
@@ -17,7 +17,11 @@ from sentiment_client import ClientError, SentimentClient, strongest
 from sentiment_client.api import DEFAULT_URL
 from web.render import LABEL_COLOURS, confidence_html, highlight_html
 
-MODELS = {"sentiment_fast": "char n-gram Naive Bayes", "sentiment_bert": "BERT (2 layers)"}
+MODELS = {
+    "sentiment_fast": "char n-gram Naive Bayes",
+    "sentiment_bert": "BERT (2 layers)",
+    "sentiment": "cascade: Naive Bayes, and BERT too where it is unsure",
+}
 EXAMPLES = [
     "정말 재밌게 잘봤습니다! 배우들 연기도 최고",
     "발연기 도저히 못보겠다 진짜 이렇게 연기를 못할거라곤 상상도 못했네",
@@ -60,6 +64,8 @@ def show_model(model: str, text: str) -> None:
         unsafe_allow_html=True,
     )
     st.markdown(confidence_html(label, confidence), unsafe_allow_html=True)
+    if "models" in prediction:  # the cascade says who decided
+        st.caption("decided by " + " + ".join(prediction["models"]))
     st.caption(f"prediction {predict_ms:.0f} ms · explanation {explain_ms:.0f} ms (round trip)")
     st.markdown(highlight_html(why["text"], why["tokens"]), unsafe_allow_html=True)
     positive, negative = strongest(why["tokens"], 5)
@@ -100,7 +106,7 @@ def analyse_file(upload: Any) -> None:
 def main() -> None:
     st.set_page_config(page_title="Korean movie-review sentiment", layout="wide")
     st.title("Korean movie-review sentiment")
-    st.caption(f"Both TorchServe models at {client().base_url}, side by side, and why.")
+    st.caption(f"The TorchServe models at {client().base_url}, side by side, and why.")
     with st.sidebar:
         st.header("Examples")
         for i, example in enumerate(EXAMPLES):
