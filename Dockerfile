@@ -31,7 +31,8 @@ RUN --mount=type=bind,from=nsmc,target=/nsmc \
     else export NSMC_DIR=/tmp/nsmc; fi \
  && python -m scripts.train_fast --out build/sentiment_fast \
  && python -m scripts.build_archive sentiment_fast --store /model-store \
- && python -m scripts.build_archive sentiment_bert --store /model-store
+ && python -m scripts.build_archive sentiment_bert --store /model-store \
+ && python -m scripts.build_archive sentiment --store /model-store
 
 # ------------------------------------------------------------------ runtime bases (VARIANT)
 FROM python:3.11.11-slim-bookworm AS base-cpu
@@ -57,7 +58,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
     PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
     LOG_LOCATION=/home/model-server/logs METRICS_LOCATION=/home/model-server/logs \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
-    TS_READY_MODELS="sentiment_fast sentiment_bert" PYTHONPATH=/home/model-server
+    TS_READY_MODELS="sentiment_fast sentiment_bert sentiment" PYTHONPATH=/home/model-server
 COPY docker/constraints.txt requirements.txt /tmp/
 # Only the server's requirements.txt, pinned by docker/constraints.txt (-c); torch first, from
 # the variant's index.

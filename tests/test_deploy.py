@@ -134,7 +134,7 @@ def test_layout_tree(kserve_tree: Path, model_store: Path):
     assert "service_envelope" not in properties and properties["enable_envvars_config"] == "false"
     assert properties["disable_token_authorization"] == "true"
     snapshot = json.loads(properties["model_snapshot"])
-    assert snapshot["modelCount"] == 2 and set(snapshot["models"]) == set(DEFAULT_MODELS)
+    assert snapshot["modelCount"] == len(DEFAULT_MODELS) and set(snapshot["models"]) == set(DEFAULT_MODELS)
     for name, versions in snapshot["models"].items():
         config = yaml.safe_load((ROOT / "archive" / name / "model-config.yaml").read_text())
         (entry,) = versions.values()

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from scripts.server import Ports, TorchServe
+from scripts.server import DEFAULT_MODELS, Ports, TorchServe
 from web.render import char_heat, confidence_html, highlight_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +71,8 @@ def test_a_result_stays_through_later_reruns(server: TorchServe, monkeypatch):
                 or 'class="confidence"' in m.value]  # fmt: skip
 
     first = shown()
-    assert sum('class="verdict"' in html for html in first) == 2, first
-    assert sum('class="confidence"' in html for html in first) == 2
+    assert sum('class="verdict"' in html for html in first) == len(DEFAULT_MODELS), first
+    assert sum('class="confidence"' in html for html in first) == len(DEFAULT_MODELS)
     app.run()  # what an upload does: a rerun with the Analyze button no longer pressed
     assert shown() == first
     assert not app.exception
