@@ -29,10 +29,10 @@ COPY archive/ archive/
 RUN --mount=type=bind,from=nsmc,target=/nsmc \
     if [ -f /nsmc/ratings_train.txt ]; then export NSMC_DIR=/nsmc; \
     else export NSMC_DIR=/tmp/nsmc; fi \
- && python -m scripts.train_fast --out build/sentiment_fast \
- && python -m scripts.build_archive sentiment_fast --store /model-store \
- && python -m scripts.build_archive sentiment_bert --store /model-store \
- && python -m scripts.build_archive sentiment --store /model-store
+ && python -m scripts.training.train_fast --out build/sentiment_fast \
+ && python -m scripts.packaging.build_archive sentiment_fast --store /model-store \
+ && python -m scripts.packaging.build_archive sentiment_bert --store /model-store \
+ && python -m scripts.packaging.build_archive sentiment --store /model-store
 
 # ------------------------------------------------------------------ runtime bases (VARIANT)
 FROM python:3.11.11-slim-bookworm AS base-cpu
@@ -77,7 +77,7 @@ WORKDIR /home/model-server
 # Configuration and archives belong to root (read-only to the server); only run/ (key file)
 # and logs/ are writable. sentiment_client/ holds the key file reader and renewer that the
 # health check and the entrypoint use.
-COPY docker/config.properties docker/entrypoint.sh log4j2.xml scripts/healthcheck.py ./
+COPY docker/config.properties docker/entrypoint.sh log4j2.xml scripts/ops/healthcheck.py ./
 COPY sentiment_client/ sentiment_client/
 COPY --from=build /model-store/ model-store/
 RUN install -d -o model-server -g model-server run logs

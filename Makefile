@@ -15,14 +15,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 serve: $(STAMP)
-	$(PY) -m scripts.server up --run-dir $(RUN_DIR)
+	$(PY) -m scripts.ops.server up --run-dir $(RUN_DIR)
 
 stop: $(STAMP)
-	@$(PY) -m scripts.server stop --run-dir $(RUN_DIR)
+	@$(PY) -m scripts.ops.server stop --run-dir $(RUN_DIR)
 
 # Exit 1 only says "not running", which the line printed already says: not a make error.
 status: $(STAMP)
-	@$(PY) -m scripts.server status --run-dir $(RUN_DIR) || test $$? -eq 1
+	@$(PY) -m scripts.ops.server status --run-dir $(RUN_DIR) || test $$? -eq 1
 
 web: $(STAMP)
 	$(PY) -m web
@@ -31,15 +31,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 train: $(STAMP)
-	$(PY) -m scripts.train_fast
+	$(PY) -m scripts.training.train_fast
 
 train-bert: $(STAMP)
-	$(PY) -m scripts.train_bert --preset $(or $(PRESET),cpu)
+	$(PY) -m scripts.training.train_bert --preset $(or $(PRESET),cpu)
 
 archive: $(STAMP)
-	$(PY) -m scripts.build_archive sentiment_fast
-	$(PY) -m scripts.build_archive sentiment_bert
+	$(PY) -m scripts.packaging.build_archive sentiment_fast
+	$(PY) -m scripts.packaging.build_archive sentiment_bert
+	$(PY) -m scripts.packaging.build_archive sentiment
 
 clean:
-	@$(PY) -m scripts.server stop 2>/dev/null || true
+	@$(PY) -m scripts.ops.server stop 2>/dev/null || true
 	rm -rf build model_store run

@@ -1,1 +1,1 @@
-"""Baselines the benchmark compares TorchServe against (see scripts/bench.py)."""
+"""Baselines the benchmark compares TorchServe against (see benchmarks/bench.py)."""

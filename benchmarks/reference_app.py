@@ -3,7 +3,7 @@
 Written the way the tutorials do it (model loaded once at import, one
 pydantic-validated POST endpoint, uvicorn with 2 workers), serving the same
 sentiment_fast artifact with the same text cleaning, model call and answer
-shape, so the benchmark compares serving stacks and not models.  Started by scripts/bench.py:
+shape, so the benchmark compares serving stacks and not models.  Started by benchmarks/bench.py:
 
     REFERENCE_MODEL_DIR=build/sentiment_fast uvicorn benchmarks.reference_app:app \
         --host 127.0.0.1 --port 8000 --workers 2 --no-access-log

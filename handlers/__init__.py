@@ -1,5 +1,5 @@
 """TorchServe handlers for the sentiment models.
 
-This package is copied whole into every .mar (see scripts/build_archive.py), so
+This package is copied whole into every .mar (see scripts/packaging/build_archive.py), so
 `handlers.contract` imports identically inside a TorchServe worker and in tests.
 """

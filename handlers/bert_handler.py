@@ -1,7 +1,7 @@
 """sentiment_bert: any Hugging Face sequence-classification checkpoint in the archive's model dir.
 
 Loaded with the Auto* classes, so a checkpoint fine-tuned from a hub model
-(`scripts/train_bert.py --init ...`) drops in unchanged.  Batches are padded
+(`scripts/training/train_bert.py --init ...`) drops in unchanged.  Batches are padded
 to their longest text, not to a fixed length.
 
 Two runtimes for the same weights: ONNX Runtime (the default on CPU, when the
@@ -14,7 +14,7 @@ Explanations attribute the log-odds of "positive" to each word piece of the
 text through the torch model's input embeddings (`self.model` must be the
 torch model, whatever runtime serves predictions): gradient x input (one
 backward pass) or Captum's integrated gradients (`explain_method` in
-model-config.yaml; costs measured by scripts/bench_explain.py).
+model-config.yaml; costs measured by benchmarks/explain_cost.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from handlers.bert_settings import BertSettings
 from handlers.contract import LABELS, Explanation, TokenScore
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
+
 
 def _device(context: Any) -> torch.device:
     gpu_id = context.system_properties.get("gpu_id")

@@ -9,7 +9,7 @@ cost 0.08 points of test accuracy, so it is available but not used.)  Naive
 Bayes needs calibration most: it multiplies evidence as if n-grams were
 independent and claims 0.999 where it is right 87 % of the time.
 
-Pure numpy/scipy (no TorchServe, no scikit-learn): fitted by scripts/calibrate.py,
+Pure numpy/scipy (no TorchServe, no scikit-learn): fitted by scripts/training/calibrate.py,
 applied by handlers/sentiment_handler.py from the parameters in metadata.json.
 """
 

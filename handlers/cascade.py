@@ -4,7 +4,7 @@ sentiment_fast answers every text; a text whose calibrated confidence is below
 `threshold` also goes to sentiment_bert, and its answer is the weighted average
 of the two models' calibrated log-odds.  Threshold 0 is fast alone; a threshold
 above 1 sends every text to both.  Used by handlers/cascade_handler.py to serve
-and by scripts/evaluate.py to choose the settings and sweep them.
+and by scripts/training/evaluate.py to choose the settings and sweep them.
 """
 
 from __future__ import annotations

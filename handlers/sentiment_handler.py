@@ -62,7 +62,7 @@ class SentimentHandler(BaseHandler, ABC):
         self.calibration = Calibration.from_metadata(self.metadata)
         if self.calibration.is_identity and self.calibrated:
             logger.warning("%s: no calibration in %s/metadata.json, so answers are raw "
-                           "probabilities; see scripts/calibrate.py", context.model_name,
+                           "probabilities; see scripts/training/calibrate.py", context.model_name,
                            model_dir)  # fmt: skip
         self.load_model(model_dir, config, context)
         self.initialized = True

@@ -46,14 +46,14 @@ def make_context(
 
 
 def handler_class(handler_file: str) -> type:
-    """The SentimentHandler subclass defined in handlers/<handler_file>."""
-    from handlers.sentiment_handler import SentimentHandler
+    """The handler class defined in handlers/<handler_file> (the one with `predict_proba`).
 
+    Imported by name, as TorchServe does, so importing this module costs no torch."""
     module = importlib.import_module(f"handlers.{Path(handler_file).stem}")
     [cls] = [
         c
         for _, c in inspect.getmembers(module, inspect.isclass)
-        if issubclass(c, SentimentHandler) and c.__module__ == module.__name__
+        if c.__module__ == module.__name__ and hasattr(c, "predict_proba")
     ]
     return cls
 

@@ -23,7 +23,9 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from sentiment_client.keys import KEY_ERROR, KeyFile, KeyFileError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-# cascade: sentiment_fast for every text, sentiment_bert too where fast is unsure
+# The registry's short forms (scripts/registry.py ALIASES; a unit test keeps them equal): this
+# package installs on its own, without the checkout.  cascade: sentiment_fast for every text,
+# sentiment_bert too where fast is unsure.
 MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert", "cascade": "sentiment"}
 MAX_TEXTS_PER_REQUEST = 256  # handlers/contract.py Limits.max_texts, model-config.yaml
 RETRY_STATUSES = (503, 507)

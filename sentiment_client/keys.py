@@ -179,7 +179,7 @@ class KeyFile:
             return (
                 f"the {api} key in {self.path} expired at {expiry:%Y-%m-%d %H:%M:%S} UTC and "
                 "was not renewed: is the key renewer running? (`make serve` starts it; "
-                "renew now with `.venv/bin/python -m scripts.manage rotate-keys`)"
+                "renew now with `.venv/bin/python -m scripts.ops.manage rotate-keys`)"
             )
         return (
             f"the {api} key in {self.path} is not the running TorchServe's: was it started "

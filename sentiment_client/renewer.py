@@ -1,7 +1,7 @@
 """Keep a TorchServe's keys valid (`watch`), renew them now, or show when they expire.
 
 The key file and the renewal are sentiment_client/keys.py; this is their command line, run
-by `make serve` (scripts/server.py), the image's entrypoint and the systemd unit.
+by `make serve` (scripts/ops/server.py), the image's entrypoint and the systemd unit.
 
     python -m sentiment_client.renewer show  --key-file run/key_file.json
     python -m sentiment_client.renewer renew --key-file run/key_file.json \\

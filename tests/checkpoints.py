@@ -18,7 +18,7 @@ from transformers import (
     RobertaConfig,
 )
 
-from scripts.train_bert import SPECIAL_TOKENS, train_tokenizer
+from scripts.training.train_bert import SPECIAL_TOKENS, train_tokenizer
 
 TEXTS = ["정말 재밌게 잘봤습니다", "최악의 영화 ㅋㅋ", "그냥 그래요", "배우들 연기가 좋다", "시간 아까움"]
 SIZE = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64)

@@ -13,12 +13,13 @@ import pytest
 from transformers import BertConfig, BertForSequenceClassification
 
 from handlers.artifacts import BERT_FILES, write_metadata
-from scripts.build_archive import MODELS, build_archive, compose_artifacts
 from scripts.nsmc import resolve_data_dir
-from scripts.server import Ports, TorchServe
-from scripts.train_bert import train as train_bert
-from scripts.train_bert import train_tokenizer
-from scripts.train_fast import train
+from scripts.ops.server import Ports, TorchServe
+from scripts.packaging.build_archive import build_archive, compose_artifacts
+from scripts.registry import MODELS
+from scripts.training.train_bert import train as train_bert
+from scripts.training.train_bert import train_tokenizer
+from scripts.training.train_fast import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

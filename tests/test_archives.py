@@ -13,10 +13,12 @@ from typing import Iterator
 
 import pytest
 
-from scripts import build_archive, manage
-from scripts.build_archive import MODELS, manifest
-from scripts.manage import Management, ManagementError, find_archive
-from scripts.server import TorchServe
+from scripts.ops import manage
+from scripts.ops.manage import Management, ManagementError, find_archive
+from scripts.ops.server import TorchServe
+from scripts.packaging import build_archive
+from scripts.packaging.build_archive import manifest
+from scripts.registry import MODELS
 from tests.conftest import local_server
 
 MODEL = "sentiment_fast"
@@ -43,7 +45,7 @@ def test_a_version_gets_its_own_file_and_says_what_it_replaces(
     assert build_archive.main(argv) == 0
     out = capsys.readouterr().out
     assert f"replacing {store / f'{MODEL}_v2.0.mar'} ({MODEL} version 2.0" in out
-    assert f"scripts.manage register {MODEL}_v2.0.mar" in out
+    assert f"scripts.ops.manage register {MODEL}_v2.0.mar" in out
 
 
 def test_archive_names_and_paths_resolve_inside_the_store(store: Path, tmp_path: Path):

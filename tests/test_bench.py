@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import bench
-from scripts.bench_report import medians, targets_met, write_report
-from scripts.loadgen import BenchError, parse_wrk
+from benchmarks import bench
+from benchmarks.loadgen import BenchError, parse_wrk
+from benchmarks.report import medians, targets_met, write_report
 
 # What `wrk --latency` prints (Debian's wrk 4.1), trimmed to the lines that are read.
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8080/predictions/sentiment_fast

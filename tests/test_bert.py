@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from handlers.bert_handler import SentimentBertHandler
-from scripts.build_archive import BERT_CHECKPOINT, MODELS
-from scripts.train_bert import train
+from scripts.registry import BERT_CHECKPOINT, MODELS
+from scripts.training.train_bert import train
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 

@@ -21,7 +21,7 @@ from handlers.calibration import (
     reliability,
 )
 from handlers.fast_handler import MODEL_FILE, SentimentFastHandler
-from scripts.build_archive import BERT_CHECKPOINT, MODELS
+from scripts.registry import BERT_CHECKPOINT, MODELS
 from tests.handler_context import make_context, run_batch
 from tests.test_fast_handler import handler_and_context  # noqa: F401 (the loaded fast model)
 

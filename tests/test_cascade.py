@@ -24,7 +24,7 @@ from handlers.contract import Explanation, Limits, TokenScore
 from handlers.sentiment_handler import SentimentHandler
 from scripts.inprocess import load_archive
 from scripts.nsmc import read_labelled
-from scripts.server import TorchServe
+from scripts.ops.server import TorchServe
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from scripts.nsmc import TEST_FILE
-from scripts.server import Ports, TorchServe
+from scripts.ops.server import Ports, TorchServe
 from sentiment_client import RequestRejected, SentimentClient, ServerUnavailable
 from sentiment_client.keys import default_key_files
 

@@ -1,6 +1,6 @@
 """Deployment files, checked without a Docker engine or a cluster (docs/deploy.md).
 
-- KServe: the storage tree of scripts/kserve_layout.py is served by a real TorchServe started
+- KServe: the storage tree of scripts/deploy/kserve_layout.py is served by a real TorchServe started
   from its generated config.properties (ports rewritten, nothing else) and answers KServe v1;
 - manifests: Kubernetes kinds against the schemas bundled in kubernetes-validate, KServe kinds
   against ../shared/schemas/kserve/ (read there, never copied);
@@ -39,9 +39,11 @@ from handlers.contract import (
     decode_request,
     encode_batch,
 )
-from scripts import healthcheck, kserve_layout
-from scripts.image_lock import SERVING_PACKAGES
-from scripts.server import DEFAULT_MODELS, Ports, TorchServe, read_properties
+from scripts.deploy import kserve_layout
+from scripts.deploy.image_lock import SERVING_PACKAGES
+from scripts.ops import healthcheck
+from scripts.ops.server import Ports, TorchServe, read_properties
+from scripts.registry import DEFAULT_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 KSERVE_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
@@ -407,7 +409,7 @@ def test_runtime_stage_is_non_root_with_healthcheck():
     (health,) = [c for c in runtime if c.cmd == "HEALTHCHECK"]
     assert "healthcheck.py" in health.original
     copied = " ".join(c.original for c in runtime if c.cmd == "COPY")
-    assert "scripts/healthcheck.py" in copied and "docker/config.properties" in copied
+    assert "scripts/ops/healthcheck.py" in copied and "docker/config.properties" in copied
     assert "sentiment_client/" in copied  # the health check and the renewer import it
     (entrypoint,) = [c for c in runtime if c.cmd == "ENTRYPOINT"]
     script = (ROOT / "docker" / "entrypoint.sh").read_text(encoding="utf-8")
@@ -454,7 +456,7 @@ def dockerignore_patterns() -> list[str]:
 OUT_OF_CONTEXT = (".venv/bin/python", "build/sentiment_fast/model.joblib", ".git/HEAD",
                   "model_store/sentiment_fast.mar", "run/key_file.json", "data/nsmc/x.txt",
                   "tests/test_deploy.py", "handlers/__pycache__/text.cpython-311.pyc")  # fmt: skip
-IN_CONTEXT = ("handlers/contract.py", "scripts/build_archive.py", "log4j2.xml",
+IN_CONTEXT = ("handlers/contract.py", "scripts/packaging/build_archive.py", "log4j2.xml",
               "archive/sentiment_bert/checkpoint/model.safetensors",
               "docker/config.properties")  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Every command in README.md and docs/ runs as written after the README's set-up.
 
 Commands are taken from the fenced code blocks.  Project commands must go through the
-venv (`.venv/bin/python -m ...`) or make: a bare `python -m scripts.grpc_client` fails with
+venv (`.venv/bin/python -m ...`) or make: a bare `python -m scripts.ops.grpc_client` fails with
 "No module named 'grpc'" on a machine whose python is not the venv's.  Each distinct
 `.venv/bin/python -m ...` line runs with `--help` appended (argparse prints the help of the
 sub-command it reached, so a missing module, sub-command or invalid option fails here), and

@@ -19,10 +19,11 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.artifacts import METADATA_FILE
-from scripts.bert_checkpoint import NotAClassifierError, write_manifest
-from scripts.bert_onnx import TOLERANCE
-from scripts.build_archive import MODELS, build_archive
 from scripts.inprocess import load_archive
+from scripts.packaging.bert_checkpoint import NotAClassifierError, write_manifest
+from scripts.packaging.bert_onnx import TOLERANCE
+from scripts.packaging.build_archive import build_archive
+from scripts.registry import MODELS
 from tests.checkpoints import ARCHITECTURES, TEXTS, save_checkpoint
 from tests.conftest import local_server
 

@@ -17,8 +17,8 @@ import requests
 from handlers.bert_handler import SentimentBertHandler
 from handlers.contract import Explanation
 from handlers.fast_handler import SentimentFastHandler
-from scripts.build_archive import BERT_CHECKPOINT, MODELS
-from scripts.server import TorchServe
+from scripts.ops.server import TorchServe
+from scripts.registry import BERT_CHECKPOINT, MODELS
 from tests.handler_context import make_context, run_batch
 
 POSITIVE = [

@@ -10,7 +10,7 @@ import pytest
 
 from handlers.artifacts import MissingArtifactError, TamperedArtifactError
 from handlers.fast_handler import MODEL_FILE, SentimentFastHandler
-from scripts.build_archive import MODELS
+from scripts.registry import MODELS
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from handlers.fast_handler import SentimentFastHandler
-from scripts.build_archive import MODELS
-from scripts.train_fast import train
+from scripts.registry import MODELS
+from scripts.training.train_fast import train
 from tests.handler_context import make_context, run_batch
 
 SEED_SENTENCES = [

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scripts.build_archive import MODELS
-from scripts.server import TorchServe
+from scripts.ops.server import TorchServe
+from scripts.registry import MODELS
 from tests.cases import ANSWERED, BAD_HTTP_BODIES, HOSTILE_HTTP_BODIES, TOO_LARGE
 from tests.test_server import describe, predict
 

@@ -3,7 +3,7 @@
 The slow test runs a real TorchServe whose keys live one minute (token_expiration_min=1) for
 more than three minutes of client traffic: every key in use expires several times over, and
 nothing may fail.  The others check the reader on files written by hand, and the manual
-rotation (`scripts.manage rotate-keys`) against the same kind of server.
+rotation (`scripts.ops.manage rotate-keys`) against the same kind of server.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Iterator
 import pytest
 import requests
 
-from scripts import healthcheck, manage
-from scripts.build_archive import MODELS, build_archive
-from scripts.manage import Management
-from scripts.server import TorchServe
+from scripts.ops import healthcheck, manage
+from scripts.ops.manage import Management
+from scripts.ops.server import TorchServe
+from scripts.packaging.build_archive import build_archive
+from scripts.registry import MODELS
 from sentiment_client import SentimentClient
 from sentiment_client.api import ConfigError
 from sentiment_client.keys import KeyFile, Keys, parse_instant, renew_at

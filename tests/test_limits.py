@@ -12,8 +12,8 @@ import pytest
 import requests
 import yaml
 
-from scripts.build_archive import MODELS
-from scripts.server import BASE_CONFIG, TorchServe, read_properties
+from scripts.ops.server import BASE_CONFIG, TorchServe, read_properties
+from scripts.registry import MODELS
 from tests.cases import LONG_TEXT, MAX_REQUEST_SIZE, TOO_MANY
 from tests.test_server import predict
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.onnx_parity import compare
 from handlers.artifacts import BERT_ONNX_FILE, TamperedArtifactError
-from scripts.bert_onnx import TOLERANCE, compare, export
-from scripts.build_archive import MODELS
 from scripts.inprocess import load_archive, load_handler
 from scripts.nsmc import TEST_FILE, read_labelled
+from scripts.packaging.bert_onnx import TOLERANCE, export
+from scripts.registry import MODELS
 
 SPEC = MODELS["sentiment_bert"]
 

@@ -17,12 +17,13 @@ import grpc
 import pytest
 import requests
 
-from scripts import grpc_client, manage
-from scripts import rollout as rollout_cli
-from scripts.build_archive import MODELS, build_archive
-from scripts.manage import Management
-from scripts.rollout import next_version, rollout
-from scripts.server import DEFAULTS_FILE, Ports, TorchServe
+from scripts.ops import grpc_client, manage
+from scripts.ops import rollout as rollout_cli
+from scripts.ops.manage import Management
+from scripts.ops.rollout import next_version, rollout
+from scripts.ops.server import DEFAULTS_FILE, Ports, TorchServe
+from scripts.packaging.build_archive import build_archive
+from scripts.registry import MODELS
 from tests.conftest import local_server
 
 MODEL = "sentiment_fast"

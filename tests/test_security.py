@@ -18,8 +18,8 @@ import requests
 
 from handlers.artifacts import TamperedArtifactError
 from handlers.fast_handler import MODEL_FILE, SentimentFastHandler
-from scripts.build_archive import MODELS
-from scripts.server import TorchServe
+from scripts.ops.server import TorchServe
+from scripts.registry import MODELS
 from tests.handler_context import make_context
 
 MODEL = "sentiment_fast"

@@ -13,8 +13,8 @@ import pytest
 import requests
 import yaml
 
-from scripts.build_archive import MODELS
-from scripts.server import ServerError, TorchServe
+from scripts.ops.server import ServerError, TorchServe
+from scripts.registry import MODELS
 
 MODEL = "sentiment_fast"
 EVERY_MODEL = pytest.mark.parametrize("model", list(MODELS))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.server import TorchServe
-from scripts.soak import attach, soak
+from benchmarks.soak import attach, soak
+from scripts.ops.server import TorchServe
 
 
 def test_short_soak_has_no_server_errors(server: TorchServe):

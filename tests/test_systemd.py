@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.server import main as server_main
-from scripts.server import read_properties
+from scripts.ops.server import main as server_main
+from scripts.ops.server import read_properties
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
@@ -46,7 +46,7 @@ def test_server_starts_at_boot_unprivileged_and_restarts():
     assert "StandardOutput" not in service  # the default: the journal
     command = shlex.split(service["ExecStart"])
     assert command[0] == f"{INSTALLED}/.venv/bin/python" and command[1:] == [
-        "-m", "scripts.server", "foreground"]  # fmt: skip
+        "-m", "scripts.ops.server", "foreground"]  # fmt: skip
     assert service["WorkingDirectory"] == INSTALLED
 
 

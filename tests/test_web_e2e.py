@@ -21,7 +21,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from scripts.server import DEFAULT_MODELS, Ports, TorchServe
+from scripts.ops.server import Ports, TorchServe
+from scripts.registry import DEFAULT_MODELS
 from web.render import char_heat, confidence_html, highlight_html
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from scripts.server import TorchServe
-from scripts.soak import Traffic, processes
+from benchmarks.soak import Traffic, processes
+from scripts.ops.server import TorchServe
 from tests.conftest import local_server
 
 MODEL = "sentiment_fast"

@@ -13,15 +13,12 @@ from typing import Any
 
 import streamlit as st
 
+from scripts.registry import MODELS as REGISTRY
 from sentiment_client import ClientError, SentimentClient, strongest
 from sentiment_client.api import DEFAULT_URL
 from web.render import LABEL_COLOURS, confidence_html, highlight_html
 
-MODELS = {
-    "sentiment_fast": "char n-gram Naive Bayes",
-    "sentiment_bert": "BERT (2 layers)",
-    "sentiment": "cascade: Naive Bayes, and BERT too where it is unsure",
-}
+MODELS = {spec.name: spec.description for spec in REGISTRY.values()}  # every served model
 EXAMPLES = [
     "정말 재밌게 잘봤습니다! 배우들 연기도 최고",
     "발연기 도저히 못보겠다 진짜 이렇게 연기를 못할거라곤 상상도 못했네",

@@ -7,8 +7,8 @@
 Until the default flips, a failure only unregisters the new version: the old one stays the
 default and keeps answering.  Each step prints its elapsed time.
 
-    python -m scripts.rollout sentiment_fast --data-dir ../shared/nsmc
-    python -m scripts.rollout sentiment_bert --model-dir build/sentiment_bert
+    python -m scripts.ops.rollout sentiment_fast --data-dir ../shared/nsmc
+    python -m scripts.ops.rollout sentiment_bert --model-dir build/sentiment_bert
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from scripts.build_archive import MODELS, build_archive
-from scripts.manage import Management
 from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
-from scripts.server import DEFAULT_RUN_DIR, ROOT, TorchServe
+from scripts.ops.manage import Management
+from scripts.ops.server import TorchServe
+from scripts.packaging.build_archive import build_archive
+from scripts.registry import DEFAULT_RUN_DIR, MODELS, ROOT
+from scripts.training.train_fast import train as train_fast
 
 
 class RolloutError(RuntimeError):
@@ -119,10 +121,8 @@ def rollout(
         if model_dir is None:
             if model != "sentiment_fast":
                 raise RolloutError("train", f"{model} is not trained here: pass --model-dir")
-            from scripts.train_fast import train
-
             model_dir = build_dir / f"{model}_v{number}"
-            step("train", lambda: train(data_dir, model_dir, max_rows))
+            step("train", lambda: train_fast(data_dir, model_dir, max_rows))
         step(
             "archive",
             lambda: build_archive(

@@ -1,6 +1,6 @@
 """The benchmark's report: medians over rounds, the issue's targets, a Markdown table, a plot.
 
-Pure functions of the runs scripts/bench.py measured, so they are tested without a server.
+Pure functions of the runs benchmarks/bench.py measured, so they are tested without a server.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from handlers.scoring import scorer, softmax
-from scripts.train_fast import char_ngram_pipeline
+from scripts.training.train_fast import char_ngram_pipeline
 
 Predict = Callable[[list[str]], np.ndarray]
 

@@ -3,8 +3,8 @@
 Re-runnable on any artifact directory, in place: the committed BERT checkpoint now,
 a retrained one later (train_fast and train_bert call `calibrate` at their end).
 
-    python -m scripts.calibrate sentiment_bert --artifacts archive/sentiment_bert/checkpoint
-    python -m scripts.calibrate sentiment_fast --artifacts build/sentiment_fast
+    python -m scripts.training.calibrate sentiment_bert --artifacts archive/sentiment_bert/checkpoint
+    python -m scripts.training.calibrate sentiment_fast --artifacts build/sentiment_fast
 
 The model is loaded through its own handler (hash-checked, as a worker loads it),
 so the calibration is fitted on exactly the probabilities the server computes.
@@ -24,9 +24,9 @@ import yaml
 
 from handlers.artifacts import METADATA_FILE, update_metadata
 from handlers.calibration import ECE_BINS, fit, log_odds, reliability
-from scripts.build_archive import MODELS
 from scripts.inprocess import load_handler
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
+from scripts.registry import MODELS
 
 #: offline scoring only: BERT runs length-sorted groups of 64 (answers do not depend on it)
 SCORING_OVERRIDES: Mapping[str, Mapping[str, Any]] = {"sentiment_bert": {"pad_group": 64}}

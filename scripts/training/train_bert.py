@@ -4,14 +4,14 @@ The model hub is unreachable here, so the default builds a small BERT from the
 project's own data; in-domain pre-training on the unlabeled reviews is what
 makes a small model competitive.  The last stage distils an ensemble of n-gram
 models and the fine-tuned BERT into the BERT, over the unlabeled reviews
-(`scripts/teachers.py` says why).  With a hub (or a local checkpoint), `--init`
+(`scripts/training/teachers.py` says why).  With a hub (or a local checkpoint), `--init`
 skips the first two stages and fine-tunes any Hugging Face sequence-
 classification checkpoint instead:
 
-    python -m scripts.train_bert --preset cpu --out build/sentiment_bert
-    python -m scripts.train_bert --init klue/bert-base --preset gpu      # needs the hub
-    python -m scripts.train_bert --init /path/to/saved/checkpoint
-    python -m scripts.train_bert --init <fine-tuned dir> --finetune-epochs 0   # distil only
+    python -m scripts.training.train_bert --preset cpu --out build/sentiment_bert
+    python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
+    python -m scripts.training.train_bert --init /path/to/saved/checkpoint
+    python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0   # distil only
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 """
@@ -49,8 +49,6 @@ from transformers.utils import logging as hf_logging
 from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
 from handlers.contract import LABELS
 from handlers.text import clean_text
-from scripts import teachers
-from scripts.calibrate import calibrate
 from scripts.nsmc import (
     UNLABELED_FILE,
     ensure_files,
@@ -58,6 +56,8 @@ from scripts.nsmc import (
     resolve_data_dir,
     run_cli,
 )
+from scripts.training import teachers
+from scripts.training.calibrate import calibrate
 
 DEFAULT_OUT = Path("build/sentiment_bert")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -518,7 +518,7 @@ def train(
         "init": init,
         "init_metadata": init_record(init) if init else None,
         "seed": seed,
-        "command": " ".join(["python -m scripts.train_bert", *flags]),
+        "command": " ".join(["python -m scripts.training.train_bert", *flags]),
         "max_length": preset.max_len,
         "train_rows": len(train_set[0]),
         "validation_rows": len(validation_set[0]),

@@ -5,9 +5,9 @@ Korean is agglutinative and inconsistently spaced, so character n-grams
 word counts by about five points on NSMC.  The seed baseline is trained and
 scored in the same run so the gain is visible.  The validation split of the
 training file is held out of fitting and used to calibrate the model's
-confidences (scripts/calibrate.py), which Naive Bayes badly needs.
+confidences (scripts/training/calibrate.py), which Naive Bayes badly needs.
 
-    python -m scripts.train_fast --data-dir ../shared/nsmc --out build/sentiment_fast
+    python -m scripts.training.train_fast --data-dir ../shared/nsmc --out build/sentiment_fast
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.artifacts import METADATA_FILE, sha256_of, write_metadata
 from handlers.contract import LABELS
-from scripts.calibrate import calibrate
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
+from scripts.training.calibrate import calibrate
 
 DEFAULT_OUT = Path("build/sentiment_fast")
 

@@ -4,12 +4,12 @@ The whole `handlers` package travels inside every archive (as a sub-directory
 of the model dir, which TorchServe puts on sys.path), so the handler imports
 `handlers.contract` exactly as the tests and training scripts do.
 
-    python -m scripts.build_archive sentiment_fast --artifacts build/sentiment_fast
-    python -m scripts.build_archive sentiment_fast --version 2.0   # -> sentiment_fast_v2.0.mar
-    python -m scripts.build_archive sentiment     # the cascade: both models' artifacts
+    python -m scripts.packaging.build_archive sentiment_fast --artifacts build/sentiment_fast
+    python -m scripts.packaging.build_archive sentiment_fast --version 2.0  # a _v2.0.mar
+    python -m scripts.packaging.build_archive sentiment     # the cascade: both models' artifacts
 
 A version other than the default 1.0 gets its own file, `<model>_v<version>.mar`, holding
-model name `<model>`: `scripts.manage register sentiment_fast_v2.0.mar` adds it beside the
+model name `<model>`: `scripts.ops.manage register sentiment_fast_v2.0.mar` adds it beside the
 serving version.  The command says which file it writes and what it replaces.
 
 A composed model (the `sentiment` cascade) carries each component's staged
@@ -27,61 +27,26 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from handlers.artifacts import METADATA_FILE, write_metadata
 from handlers.contract import LABELS
 from scripts.nsmc import resolve_data_dir
+from scripts.registry import (
+    DEFAULT_STORE,
+    HANDLERS_DIR,
+    MODELS,
+    ModelSpec,
+    NotTrainedError,
+    entry_point,
+    find_artifacts,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-HANDLERS_DIR = ROOT / "handlers"
-ARCHIVE_DIR = ROOT / "archive"
-DEFAULT_STORE = ROOT / "model_store"
 DEFAULT_VERSION = "1.0"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    handler: str  # file in handlers/
-    default_artifacts: Path
-    #: adds build-time artifacts to the staged copy (sentiment_bert: the ONNX export)
-    prepare: Callable[[Path, Path], object] | None = None
-    #: models whose artifacts a composed model carries, each in a sub-directory of its name
-    components: tuple[str, ...] = ()
-
-    @property
-    def config_file(self) -> Path:
-        return ARCHIVE_DIR / self.name / "model-config.yaml"
-
-
-def _prepare_bert(stage: Path, source: Path) -> object:
-    """A foreign checkpoint gets its manifest; every checkpoint its ONNX export."""
-    from scripts.bert_checkpoint import ensure_manifest  # transformers: only for sentiment_bert
-    from scripts.bert_onnx import export  # torch + onnx: imported only for sentiment_bert
-
-    ensure_manifest(stage, str(source))
-    return export(stage)
-
-
-MODELS = {
-    "sentiment_fast": ModelSpec("sentiment_fast", "fast_handler.py", ROOT / "build/sentiment_fast"),
-    "sentiment_bert": ModelSpec(
-        "sentiment_bert", "bert_handler.py", ROOT / "build/sentiment_bert", _prepare_bert
-    ),
-    "sentiment": ModelSpec(
-        "sentiment", "cascade_handler.py", ROOT / "build/sentiment",
-        components=("sentiment_fast", "sentiment_bert"),
-    ),  # fmt: skip
-}
 # What a composed model's metadata.json repeats of each component's (describe, reports).
 COMPONENT_KEYS = ("model", "description", "test_accuracy", "created_at", "calibration")
-# The committed sentiment_bert checkpoint (produced by scripts/train_bert.py, see its
-# metadata.json): training it takes over an hour on 2 cores, serving it must not.
-BERT_CHECKPOINT = ARCHIVE_DIR / "sentiment_bert" / "checkpoint"
 
 
 def compose_artifacts(out: Path, components: Mapping[str, Path]) -> Path:
@@ -96,26 +61,19 @@ def compose_artifacts(out: Path, components: Mapping[str, Path]) -> Path:
 
 
 def ensure_artifacts(name: str, data_dir: str | None) -> Path:
-    """The model's trained directory: train sentiment_fast, take the committed BERT checkpoint."""
+    """The model's trained directory: build/<model> if trained, else its committed artifacts,
+    else train them with the registry's trainer (a composed model: its components')."""
     spec = MODELS[name]
     if spec.components:
         sources = {part: ensure_artifacts(part, data_dir) for part in spec.components}
         return compose_artifacts(spec.default_artifacts, sources)
+    try:
+        return find_artifacts(name)
+    except NotTrainedError:
+        pass
     artifacts = spec.default_artifacts
-    if (artifacts / METADATA_FILE).exists():
-        return artifacts
-    if name == "sentiment_bert":
-        if (BERT_CHECKPOINT / METADATA_FILE).exists():
-            return BERT_CHECKPOINT
-        from scripts.train_bert import train as train_bert
-
-        print("no committed sentiment_bert checkpoint; training the cpu preset (~75 min) ...")
-        train_bert(resolve_data_dir(data_dir), artifacts)
-    else:
-        from scripts.train_fast import train as train_fast
-
-        print(f"training {name} ...")
-        train_fast(resolve_data_dir(data_dir), artifacts)
+    print(f"training {name} with {spec.trainer} (sentiment_bert: the cpu preset, ~75 min) ...")
+    entry_point(spec.trainer)(resolve_data_dir(data_dir), artifacts)
     return artifacts
 
 
@@ -201,7 +159,7 @@ def _stage(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
         if item.is_file():  # sub-directories are training state (work/), not artifacts
             shutil.copy2(item, stage / item.name)
     if spec.prepare is not None:
-        spec.prepare(stage, artifacts.resolve())
+        entry_point(spec.prepare)(stage, artifacts.resolve())
 
 
 def _stage_composed(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
@@ -233,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          model_name=args.model)  # fmt: skip
     print(f"wrote {path}: {args.model} version {args.version}" + (
         "; a start (`make serve`) loads it" if args.version == DEFAULT_VERSION else
-        f"; register it beside the serving version: `.venv/bin/python -m scripts.manage "
+        f"; register it beside the serving version: `.venv/bin/python -m scripts.ops.manage "
         f"register {path.name}`"))  # fmt: skip
     return 0
 

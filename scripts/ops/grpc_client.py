@@ -5,7 +5,7 @@ they are generated on first use with grpcio-tools into build/grpc_stubs/ (git-ig
 by the jar's hash): nothing generated is committed.  gRPC also needs the inference key, sent
 as `authorization: Bearer <key>` metadata.
 
-    python -m scripts.grpc_client "정말 재밌게 잘봤습니다!" --model sentiment_fast
+    python -m scripts.ops.grpc_client "정말 재밌게 잘봤습니다!" --model sentiment_fast
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
-from scripts.server import DEFAULT_RUN_DIR, ROOT, TorchServe
+from scripts.ops.server import TorchServe
+from scripts.registry import DEFAULT_RUN_DIR, ROOT
 from sentiment_client.api import model_name
 
 STUB_DIR = ROOT / "build" / "grpc_stubs"

@@ -5,10 +5,10 @@ the tests exercise what users run.  Each instance owns a run directory (its
 rendered config, key file, logs and TMPDIR) and its ports, so several can run
 side by side.
 
-    python -m scripts.server up        # build what is missing, start, wait for READY
-    python -m scripts.server stop
-    python -m scripts.server status
-    python -m scripts.server foreground   # systemd: TorchServe in the foreground (journal)
+    python -m scripts.ops.server up        # build what is missing, start, wait for READY
+    python -m scripts.ops.server stop
+    python -m scripts.ops.server status
+    python -m scripts.ops.server foreground   # systemd: TorchServe in the foreground (journal)
 
 Keys expire (token_expiration_min): start() also starts the key renewer
 (sentiment_client.renewer watch) as a detached process with its pid in run/renewer.pid,
@@ -34,16 +34,14 @@ from typing import Iterator, Sequence
 import requests
 
 from scripts.nsmc import DataNotFoundError
+from scripts.packaging.build_archive import build_archive, ensure_artifacts
+from scripts.registry import DEFAULT_MODELS, DEFAULT_RUN_DIR, DEFAULT_STORE, MODELS, ROOT
 from sentiment_client.keys import KeyFile, is_key_error
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RUN_DIR = ROOT / "run"
-DEFAULT_STORE = ROOT / "model_store"
 BASE_CONFIG = ROOT / "config.properties"
 LOG4J_CONFIG = ROOT / "log4j2.xml"
-DEFAULT_MODELS = ("sentiment_fast", "sentiment_bert", "sentiment")  # sentiment: the cascade
 # In the model store: {model: archive file} of the version each model serves by default, written
-# when a default changes (scripts.manage set-default, scripts.rollout); a restart loads these.
+# when a default changes (scripts.ops.manage set-default, scripts.ops.rollout); a restart loads these.
 DEFAULTS_FILE = "defaults.json"
 
 
@@ -403,8 +401,6 @@ def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
 
 def build_missing(server: TorchServe, data_dir: str | None = None) -> None:
     """Build the default archives the store lacks (a rolled-out version is never rebuilt)."""
-    from scripts.build_archive import MODELS, build_archive, ensure_artifacts
-
     for name in server.models:
         if server.default_archive(name) != f"{name}.mar":  # a rolled-out version: never rebuilt
             continue

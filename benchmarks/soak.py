@@ -5,8 +5,8 @@ bodies that must get their 400.  A pass is: no 5xx or connection error, every re
 answer it should get (200 or 400), no worker restarted, and the RSS of the frontend and of
 each worker grown by less than --max-growth between the end of the warm-up and the end.
 
-    python -m scripts.soak --seconds 600                 # own TorchServe on free ports
-    python -m scripts.soak --run-dir run --seconds 60    # the instance `make serve` started
+    python -m benchmarks.soak --seconds 600                 # own TorchServe on free ports
+    python -m benchmarks.soak --run-dir run --seconds 60    # the instance `make serve` started
 """
 
 from __future__ import annotations
@@ -27,14 +27,8 @@ from urllib.parse import urlparse
 import psutil
 import requests
 
-from scripts.server import (
-    DEFAULT_MODELS,
-    DEFAULT_STORE,
-    Ports,
-    ServerError,
-    TorchServe,
-    read_properties,
-)
+from scripts.ops.server import Ports, ServerError, TorchServe, read_properties
+from scripts.registry import DEFAULT_MODELS, DEFAULT_STORE
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

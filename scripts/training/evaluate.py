@@ -1,10 +1,10 @@
 """Generated reports on the models' answers, and the cascade's settings chosen on validation.
 
-    python -m scripts.evaluate calibration   # docs/models/calibration.md + reliability.png
-    python -m scripts.evaluate choose        # threshold, bert_weight -> archive/sentiment/...yaml
-    python -m scripts.evaluate cascade       # docs/models/cascade.md + cascade.png (test sweep)
+    python -m scripts.training.evaluate calibration  # docs/models/calibration.md, reliability.png
+    python -m scripts.training.evaluate choose       # threshold, bert_weight (for model-config)
+    python -m scripts.training.evaluate cascade      # docs/models/cascade.md, cascade.png
 
-Scores come from each model's served handler (scripts.calibrate.load_model), on
+Scores come from each model's served handler (scripts.training.calibrate.load_model), on
 ratings_test.txt for the reports; every choice was made on the validation split
 before.  Raw probabilities are cached in build/evaluate/, keyed by the artifacts'
 recorded hashes and the data file's, so a rerun re-scores only what changed.
@@ -29,9 +29,9 @@ import yaml
 from handlers.artifacts import METADATA_FILE, sha256_of
 from handlers.calibration import ECE_BINS, Calibration, Reliability, reliability
 from handlers.cascade import BERT, FAST, Cascade
-from scripts.build_archive import MODELS, ROOT, ensure_artifacts
-from scripts.calibrate import load_model, raw_probabilities
 from scripts.nsmc import TEST_FILE, TRAIN_FILE, read_labelled, resolve_data_dir
+from scripts.registry import MODELS, ROOT, find_artifacts
+from scripts.training.calibrate import load_model, raw_probabilities
 
 DOCS = ROOT / "docs" / "models"
 CACHE = ROOT / "build" / "evaluate"
@@ -85,7 +85,7 @@ def score(name: str, artifacts: Path, data_dir: Path, split: str) -> Scored:
 
 
 def score_components(data_dir: Path, split: str) -> dict[str, Scored]:
-    return {name: score(name, ensure_artifacts(name, None), data_dir, split) for name in COMPONENTS}
+    return {name: score(name, find_artifacts(name), data_dir, split) for name in COMPONENTS}
 
 
 def _header(command: str) -> list[str]:
@@ -137,13 +137,13 @@ def calibration_report(data_dir: Path, command: str) -> Path:
     rows = calibration_rows(scored)
     plot_reliability({n: (reliability(s.raw, s.labels), reliability(s.calibrated, s.labels))
                       for n, s in scored.items()}, DOCS / "reliability.png")  # fmt: skip
-    fitted = {n: json.loads((ensure_artifacts(n, None) / METADATA_FILE).read_text())
+    fitted = {n: json.loads((find_artifacts(n) / METADATA_FILE).read_text())
               for n in scored}  # fmt: skip
     lines = ["# Calibrated confidences", "", *_header(command)]
     lines += [
         f"Test set: {TEST_FILE}, {len(next(iter(scored.values())).labels):,} reviews. Calibration "
         "`sigmoid(scale * logodds + shift)` fitted on the validation split of the training "
-        "file (scripts/calibrate.py); ECE with "
+        "file (scripts/training/calibrate.py); ECE with "
         f"{ECE_BINS} equal-width confidence bins. A monotone calibration leaves every label, "
         "and so the accuracy, unchanged.",
         "",
@@ -278,7 +278,8 @@ def cascade_report(data_dir: Path, command: str) -> Path:
     lines = ["# The `sentiment` cascade: accuracy against BERT's share", "", *_header(command)]
     lines += [
         f"Test set: {TEST_FILE}, {len(scored[FAST].labels):,} reviews. Threshold and weight "
-        f"were chosen on the validation split (`python -m scripts.evaluate choose`) and read "
+        "were chosen on the validation split (`.venv/bin/python -m scripts.training.evaluate "
+        "choose`) and read "
         f"from {CASCADE_CONFIG.relative_to(ROOT)}: threshold {configured.threshold:g}, "
         f"bert_weight {configured.bert_weight:g}. Calibrated probabilities throughout.",
         "",
@@ -327,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     DOCS.mkdir(parents=True, exist_ok=True)
     prefix = f"NSMC_DIR={os.environ['NSMC_DIR']} " if os.environ.get("NSMC_DIR") else ""
-    command = f"{prefix}.venv/bin/python -m scripts.evaluate {' '.join(argv or sys.argv[1:])}"
+    arguments = " ".join(argv or sys.argv[1:])
+    command = f"{prefix}.venv/bin/python -m scripts.training.evaluate {arguments}"
     if args.report == "choose":
         choose_cascade(data_dir, args.bert_weight)
     else:

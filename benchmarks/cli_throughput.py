@@ -1,7 +1,7 @@
 """Throughput of the `sentiment` command on the NSMC test file (50k reviews), per model.
 
-    python -m scripts.bench_cli                       # model_store/, both models
-    python -m scripts.bench_cli --store /tmp/store --batch-size 128 --concurrency 4
+    python -m benchmarks.cli_throughput                       # model_store/, both models
+    python -m benchmarks.cli_throughput --store /tmp/store --batch-size 128 --concurrency 4
 
 Starts its own TorchServe on free ports, writes the test reviews one per line,
 runs `python -m sentiment_client predict --file ...` for each model exactly as
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from scripts.build_archive import DEFAULT_STORE, ROOT
 from scripts.nsmc import TEST_FILE, resolve_data_dir
-from scripts.server import Ports, TorchServe
+from scripts.ops.server import Ports, TorchServe
+from scripts.registry import DEFAULT_STORE, ROOT
 
 
 def reviews_file(data_dir: Path, out: Path) -> int:

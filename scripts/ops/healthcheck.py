@@ -7,7 +7,7 @@ them). /ping turns Healthy before the models can answer, so readiness (`--models
 the management API for a READY worker of each model.  Images run this file on its own,
 outside the `scripts` package, with sentiment_client/ beside it (standard library only).
 
-    python -m scripts.healthcheck --key-file run/key_file.json --models sentiment_fast
+    python -m scripts.ops.healthcheck --key-file run/key_file.json --models sentiment_fast
 """
 
 from __future__ import annotations

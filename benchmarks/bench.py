@@ -13,10 +13,10 @@ time goes: frontend, workers, load generator) and TorchServe's queue and
 inference latency counters.  The in-process ceilings call each archive's
 handler directly, in batches, through the handler's own load path.
 
-    python -m scripts.bench                                   # ~20 min on 2 cores
-    python -m scripts.bench --servers fast,reference -c 1,32 --rounds 2
-    python -m scripts.bench --servers fast,bert,cascade -c 1,16,32   # the three endpoints
-    python -m scripts.bench --variant fast_d5=sentiment_fast:maxBatchDelay=5 --servers fast,fast_d5
+    python -m benchmarks.bench                                   # ~20 min on 2 cores
+    python -m benchmarks.bench --servers fast,reference -c 1,32 --rounds 2
+    python -m benchmarks.bench --servers fast,bert,cascade -c 1,16,32   # the three endpoints
+    python -m benchmarks.bench --variant fast_d5=sentiment_fast:maxBatchDelay=5 --servers fast,fast_d5
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
 """
@@ -43,7 +43,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import requests
 import yaml
 
-from scripts.bench_report import (
+from benchmarks.loadgen import BODY, BenchError, Target, run_wrk, wrk_script
+from benchmarks.report import (
     REFERENCE,
     REFERENCE_NODELAY,
     REFERENCES,
@@ -51,10 +52,11 @@ from scripts.bench_report import (
     targets_met,
     write_report,
 )
-from scripts.build_archive import MODELS, ROOT, build_archive, ensure_artifacts
-from scripts.loadgen import BODY, BenchError, Target, run_wrk, wrk_script
+from scripts.inprocess import load_archive, texts_per_second
 from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
-from scripts.server import BASE_CONFIG, LOG4J_CONFIG, Ports, TorchServe, read_properties
+from scripts.ops.server import BASE_CONFIG, LOG4J_CONFIG, Ports, TorchServe, read_properties
+from scripts.packaging.build_archive import build_archive, ensure_artifacts
+from scripts.registry import MODELS, ROOT
 
 DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE, REFERENCE_NODELAY)
 DEFAULT_CONCURRENCY = (1, 8, 16, 32, 64)
@@ -277,7 +279,6 @@ def ceilings(
     archives: Mapping[str, Path], variants: Mapping[str, Variant], texts: Sequence[str], work: Path
 ) -> dict[str, dict[str, float]]:
     """texts/s of each archive's handler called directly, at its batch size and at 1."""
-    from scripts.inprocess import load_archive, texts_per_second
 
     result = {}
     for label, archive in archives.items():
@@ -347,7 +348,7 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
     table = medians(runs)
     return {
         "started": started.isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python -m scripts.bench", *sys.argv[1:]]),
+        "command": " ".join([".venv/bin/python -m benchmarks.bench", *sys.argv[1:]]),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -5,13 +5,13 @@ The management key is read from the key file TorchServe wrote into the run direc
 the ports from the config rendered there, so the same commands work for `make serve` (run/)
 and for any test instance (--run-dir).  TorchServe's errors come back as one line.
 
-    python -m scripts.manage list
-    python -m scripts.manage describe sentiment_fast
-    python -m scripts.manage register sentiment_fast_v2.0.mar --workers 1
-    python -m scripts.manage scale sentiment_fast --min 2 --max 2
-    python -m scripts.manage set-default sentiment_fast 2.0
-    python -m scripts.manage unregister sentiment_fast 1.0
-    python -m scripts.manage rotate-keys              # new inference and management keys now
+    python -m scripts.ops.manage list
+    python -m scripts.ops.manage describe sentiment_fast
+    python -m scripts.ops.manage register sentiment_fast_v2.0.mar --workers 1
+    python -m scripts.ops.manage scale sentiment_fast --min 2 --max 2
+    python -m scripts.ops.manage set-default sentiment_fast 2.0
+    python -m scripts.ops.manage unregister sentiment_fast 1.0
+    python -m scripts.ops.manage rotate-keys              # new inference and management keys now
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from typing import Any, Sequence
 
 import requests
 
-from scripts.build_archive import manifest
-from scripts.server import DEFAULT_RUN_DIR, TorchServe
+from scripts.ops.server import TorchServe
+from scripts.packaging.build_archive import manifest
+from scripts.registry import DEFAULT_RUN_DIR
 from sentiment_client.keys import APIS, KeyFileError, RenewError, renew
 
 
@@ -126,7 +127,7 @@ class Management:
         if version in registered:
             raise ManagementError(
                 f"{name} version {version} is already registered ({path.name} holds version "
-                f"{version}): build another with `.venv/bin/python -m scripts.build_archive "
+                f"{version}): build another with `.venv/bin/python -m scripts.packaging.build_archive "
                 f"{name} --version <new>`, or unregister {version} first"
             )
         params = {"url": path.name, "model_name": name, "synchronous": "true"}

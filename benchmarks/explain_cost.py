@@ -1,6 +1,6 @@
 """Cost and faithfulness of each model's explanations, in-process, one text per call.
 
-    python -m scripts.bench_explain --texts 100
+    python -m benchmarks.explain_cost --texts 100
 
 Loads the handlers as TorchServe would (same model-config.yaml, one torch
 thread) on the trained artifacts, explains test reviews one at a time (a
@@ -21,26 +21,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from ts.context import Context
 
 from handlers.contract import Explanation
 from handlers.sentiment_handler import SentimentHandler
-from scripts.build_archive import BERT_CHECKPOINT, MODELS
+from scripts import inprocess
 from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
+from scripts.registry import BERT_CHECKPOINT, MODELS
 
 
 def load_handler(name: str, model_dir: Path, **overrides: Any) -> SentimentHandler:
     """A handler initialised as a TorchServe worker would, with `handler:` settings overridden."""
-    from handlers.bert_handler import SentimentBertHandler
-    from handlers.fast_handler import SentimentFastHandler
-
     config = yaml.safe_load(MODELS[name].config_file.read_text())
     config["handler"] = {**config.get("handler", {}), **overrides}
-    context = Context(name, str(model_dir), None, 1, None, "0.12.0", model_yaml_config=config)
-    handler = {"sentiment_fast": SentimentFastHandler, "sentiment_bert": SentimentBertHandler}
-    instance = handler[name]()
-    instance.initialize(context)
-    return instance
+    return inprocess.load_handler(name, model_dir, MODELS[name].handler, config)
 
 
 def log_odds(handler: SentimentHandler, text: str) -> float:

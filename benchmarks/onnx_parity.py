@@ -1,0 +1,88 @@
+"""sentiment_bert's two runtimes over the NSMC test set: ONNX Runtime against torch.
+
+The archive's build step (scripts/packaging/bert_onnx.py) checks the export on a few sample
+batches; this measures it on real reviews: largest probability difference, label
+disagreements, accuracy and texts/s of each runtime, through the handler's own load path.
+
+    .venv/bin/python -m benchmarks.onnx_parity                 # the whole NSMC test set
+    .venv/bin/python -m benchmarks.onnx_parity --rows 2000     # a quicker sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from scripts.inprocess import load_handler
+from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
+from scripts.packaging.bert_onnx import TOLERANCE, export
+from scripts.packaging.build_archive import ensure_artifacts
+from scripts.registry import MODELS
+
+
+def compare(model_dir: Path, texts: Sequence[str], labels: Sequence[int], batch_size: int) -> dict:
+    """Both runtimes of the handler over `texts`: max difference, disagreements, accuracy, speed."""
+    spec = MODELS["sentiment_bert"]
+    config = yaml.safe_load(spec.config_file.read_text())
+    result: dict[str, Any] = {"texts": len(texts), "batch_size": batch_size}
+    probabilities = {}
+    for runtime in ("onnx", "torch"):
+        handler = load_handler(
+            spec.name,
+            model_dir,
+            spec.handler,
+            {**config, "handler": {**config["handler"], "runtime": runtime}},
+        )
+        assert handler.runtime == runtime, f"asked for {runtime}, got {handler.runtime}"
+        started = time.perf_counter()
+        rows = [
+            handler.predict_proba(list(texts[i : i + batch_size]))
+            for i in range(0, len(texts), batch_size)
+        ]
+        result[f"{runtime}_texts_per_s"] = round(len(texts) / (time.perf_counter() - started), 1)
+        probabilities[runtime] = np.concatenate([np.asarray(r, dtype=np.float64) for r in rows])
+        predicted = probabilities[runtime].argmax(axis=1)
+        result[f"{runtime}_accuracy"] = round(float((predicted == np.asarray(labels)).mean()), 6)
+    onnx, torch_ = probabilities["onnx"], probabilities["torch"]
+    result["max_abs_diff"] = float(np.abs(onnx - torch_).max())
+    result["label_disagreements"] = int((onnx.argmax(axis=1) != torch_.argmax(axis=1)).sum())
+    result["within_tolerance"] = result["max_abs_diff"] <= TOLERANCE
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--artifacts", type=Path, help="BERT dir (default: what the archive uses)")
+    parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
+    parser.add_argument("--rows", type=int, help="first N test rows (default: all)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+
+    try:
+        (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    texts, labels = read_labelled(test_file, args.rows)
+    with tempfile.TemporaryDirectory(prefix="bert-onnx-") as tmp:
+        model_dir = Path(tmp)
+        source = args.artifacts or ensure_artifacts("sentiment_bert", args.data_dir)
+        for item in source.iterdir():
+            if item.is_file():
+                shutil.copy2(item, model_dir / item.name)
+        export(model_dir)
+        result = compare(model_dir, texts, labels, args.batch_size)
+    print(yaml.safe_dump(result, sort_keys=False).strip())
+    return 0 if result["within_tolerance"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""sentiment_bert's build step: its ONNX Runtime export, checked against torch.
+
+`prepare` is the registry's build step for sentiment_bert (scripts/registry.py): it runs
+inside scripts/packaging/build_archive.py on the staged copy of the artifacts, gives a
+foreign checkpoint its manifest, writes model.onnx beside model.safetensors (which stays, for
+the torch runtime and explanations), checks both on sample batches with padding, and records
+the file's SHA-256 in metadata.json like every other artifact.  The parity check over the
+NSMC test set is a benchmark: benchmarks/onnx_parity.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from handlers.artifacts import BERT_ONNX_FILE, add_artifact
+from handlers.scoring import softmax
+from scripts.packaging.bert_checkpoint import ensure_manifest
+
+TOLERANCE = 1e-4  # max |p_onnx - p_torch| accepted, per probability
+OPSET = 17
+# Different lengths, so the export traces the padded (attention-masked) path.
+SAMPLE = [
+    "정말 재밌게 잘봤습니다! 배우들 연기도 좋고 음악도 최고",
+    "최악",
+    "그냥 그랬다 ㅋㅋ 시간 때우기용으로는 나쁘지 않음",
+    "발연기 도저히 못보겠다 진짜 이렇게 연기를 못할거라곤 상상도 못했네",
+]
+
+
+def _session(path: Path) -> Any:
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _sample_difference(model: Any, tokenizer: Any, path: Path) -> float:
+    """Max probability difference torch vs ONNX on SAMPLE, batched (padded) and one by one."""
+    session = _session(path)
+    inputs = [node.name for node in session.get_inputs()]
+    worst = 0.0
+    for batch in [SAMPLE, *([text] for text in SAMPLE)]:
+        encoded = tokenizer(batch, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            expected = torch.softmax(model(**encoded).logits, dim=-1).numpy()
+        (logits,) = session.run(["logits"], {name: encoded[name].numpy() for name in inputs})
+        got = softmax(logits)
+        worst = max(worst, float(np.abs(expected - got).max()))
+    return worst
+
+
+def forward_inputs(model: Any, encoded: Any) -> list[str]:
+    """The tokenizer's outputs that forward() takes, in forward()'s order.
+
+    The exporter orders the graph's inputs as forward()'s signature does (input_ids,
+    attention_mask, token_type_ids for BERT), whatever order the tokenizer returns them in;
+    naming them in the tokenizer's order silently swaps two inputs.  Outputs forward()
+    does not take (DistilBERT's tokenizer may still return token_type_ids) are left out.
+    """
+    return [name for name in inspect.signature(model.forward).parameters if name in encoded]
+
+
+def export(model_dir: Path) -> dict:
+    """Write model_dir/model.onnx, prove it matches torch on SAMPLE, record it in metadata.json."""
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    encoded = tokenizer(SAMPLE[:2], padding=True, return_tensors="pt")
+    names = forward_inputs(model, encoded)
+    encoded = {name: encoded[name] for name in names}
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    path = model_dir / BERT_ONNX_FILE
+    with warnings.catch_warnings():  # the TorchScript exporter's tracer warnings
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (encoded,),
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    difference = _sample_difference(model, tokenizer, path)
+    if difference > TOLERANCE:
+        path.unlink()
+        raise RuntimeError(f"ONNX export differs from torch by {difference:.2e} (> {TOLERANCE})")
+    return add_artifact(
+        model_dir,
+        BERT_ONNX_FILE,
+        {
+            "onnx": {
+                "opset": OPSET,
+                "exporter": f"torch {torch.__version__} (TorchScript)",
+                "sample_max_abs_diff": difference,
+            }
+        },
+    )
+
+
+def prepare(stage: Path, source: Path) -> dict:
+    """The archive's build step: a foreign checkpoint gets its manifest, every one its export."""
+    ensure_manifest(stage, str(source))
+    return export(stage)
