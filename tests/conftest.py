@@ -1,4 +1,11 @@
-"""Shared fixtures: small trained models, their archives, and a real TorchServe on free ports."""
+"""Shared fixtures for every tier: NSMC data, small trained models, their archives, and a
+real TorchServe on free ports.
+
+Tiers are directories, each with its marker (`pytest -m unit`, ...): unit/ (no Java, no torch),
+handler/ (TorchServe's real Context, in-process), integration/ (a real TorchServe), e2e/
+(browser, deploy files, documented commands).  This file is imported by the unit tier too, so
+the training code (torch, transformers) is imported inside the fixtures that train, never here.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,21 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import pytest
-from transformers import BertConfig, BertForSequenceClassification
 
-from handlers.artifacts import BERT_FILES, write_metadata
-from scripts.nsmc import resolve_data_dir
+from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
 from scripts.ops.server import Ports, TorchServe
 from scripts.packaging.build_archive import build_archive, compose_artifacts
-from scripts.registry import MODELS
-from scripts.training.train_bert import train as train_bert
-from scripts.training.train_bert import train_tokenizer
-from scripts.training.train_fast import train
+from scripts.registry import MODELS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+TIERS = ("unit", "handler", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the directory it lives in."""
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 def data_dir() -> Path:
@@ -31,9 +41,20 @@ def data_dir() -> Path:
         if (candidate / "ratings_train.txt").exists():
             return candidate
     where = f"no NSMC data (ratings_train.txt) in {[str(c) for c in candidates]}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{where}: CI must run the whole suite; set NSMC_DIR", pytrace=False)
-    pytest.skip(f"{where}; set NSMC_DIR to the directory holding the NSMC files (see README)")
+    missing(where, "set NSMC_DIR to the directory holding the NSMC files (see README)")
+    raise AssertionError("unreachable")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str, how: str) -> None:
+    """Something a test needs is absent: skip and say how to get it; under CI (CI=true) fail,
+    because there a skip would hide the check (.ci/run installs what it can)."""
+    if in_ci():
+        pytest.fail(f"{what}: CI must run every check; {how}", pytrace=False)
+    pytest.skip(f"{what}; {how}")
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +65,8 @@ def nsmc_dir() -> Path:
 @pytest.fixture(scope="session")
 def fast_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sentiment_fast trained on 20k rows: fast, and accurate enough to tell good from bad."""
+    from scripts.training.train_fast import train
+
     out = tmp_path_factory.mktemp("fast_artifacts")
     train(nsmc_dir, out, max_rows=20_000)
     return out
@@ -52,6 +75,8 @@ def fast_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def bert_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny preset: the real tokenizer -> MLM -> fine-tune pipeline, in seconds."""
+    from scripts.training.train_bert import train as train_bert
+
     out = tmp_path_factory.mktemp("bert_artifacts")
     train_bert(nsmc_dir, out, "tiny")
     return out
@@ -60,6 +85,11 @@ def bert_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def random_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BERT checkpoint, as any save_pretrained directory looks."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from handlers.artifacts import BERT_FILES, write_metadata
+    from scripts.training.train_bert import train_tokenizer
+
     out = tmp_path_factory.mktemp("random_bert")
     tokenizer = train_tokenizer(["정말 재밌다", "최악의 영화", "그냥 그래요 ㅋㅋ"] * 20, 200, out)
     config = BertConfig(
@@ -82,6 +112,12 @@ def model_store(
     cascade = compose_artifacts(tmp_path_factory.mktemp("cascade_artifacts"), both)
     build_archive(MODELS["sentiment"], cascade, store)
     return store
+
+
+@pytest.fixture(scope="session")
+def test_texts(nsmc_dir: Path) -> list[str]:
+    """The first 80 reviews of the test file: real text for agreement checks."""
+    return read_labelled(nsmc_dir / TEST_FILE, 80)[0]
 
 
 @contextmanager

@@ -66,3 +66,15 @@ def ensemble_proba(teachers: Sequence[Predict], texts: Sequence[str], chunk: int
         log_mean = np.mean([np.log(np.clip(t(part), 1e-7, 1.0)) for t in teachers], axis=0)
         out[start : start + len(part)] = softmax(log_mean)
     return out
+
+
+def transfer_set(
+    unlabeled: Sequence[str], labelled: Sequence[str], test: Sequence[str]
+) -> list[str]:
+    """Unlabeled reviews, deduplicated, without any text of the labelled or the test set.
+
+    Texts of the test set are left out so that no teacher's answer on a test review is
+    taught to the student (1.8k of the unlabeled lines are test reviews verbatim).
+    """
+    seen = set(labelled) | set(test)
+    return [t for t in dict.fromkeys(unlabeled) if t not in seen]

@@ -306,16 +306,6 @@ def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device
         run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
 
 
-def transfer_set(unlabeled: Sequence[str], labelled: Sequence[str], test: Sequence[str]) -> list[str]:
-    """Unlabeled reviews, deduplicated, without any text of the labelled or the test set.
-
-    Texts of the test set are left out so that no teacher's answer on a test review is
-    taught to the student (1.8k of the unlabeled lines are test reviews verbatim).
-    """
-    seen = set(labelled) | set(test)
-    return [t for t in dict.fromkeys(unlabeled) if t not in seen]
-
-
 def teacher_probabilities(
     model, tokenizer, train_set, transfer: Sequence[str], test_texts: Sequence[str],
     preset: Preset, work_dir: Path, device, validation_texts: Sequence[str] = (),
@@ -485,7 +475,7 @@ def train(
     if preset.distill_epochs > 0:
         scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
         scores["finetuned_validation_accuracy"] = validation_accuracy()
-        transfer = transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
+        transfer = teachers.transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
         targets, teacher_validation, teacher_test = teacher_probabilities(
             model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device,
             validation_set[0],

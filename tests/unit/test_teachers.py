@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from scripts.training.teachers import NaiveBayesScaling, ensemble_proba, nbsvm_pipeline
-from scripts.training.train_bert import transfer_set
+from scripts.training.teachers import (
+    NaiveBayesScaling,
+    ensemble_proba,
+    nbsvm_pipeline,
+    transfer_set,
+)
 
 
 def test_nb_scaling_signs_follow_the_class_a_feature_appears_in():

@@ -1,18 +1,15 @@
-"""Keys that outlive their lifetime: the key file reader, the renewer, and the clients retrying.
+"""Keys that outlive their lifetime, against a real TorchServe.
 
-The slow test runs a real TorchServe whose keys live one minute (token_expiration_min=1) for
-more than three minutes of client traffic: every key in use expires several times over, and
-nothing may fail.  The others check the reader on files written by hand, and the manual
-rotation (`scripts.ops.manage rotate-keys`) against the same kind of server.
+The slow test runs a TorchServe whose keys live one minute (token_expiration_min=1) for more
+than three minutes of client traffic: every key in use expires several times over, and
+nothing may fail.  The others check the manual rotation (`scripts.ops.manage rotate-keys`)
+and a missing key file against the same kind of server.  The reader itself:
+tests/unit/test_key_file.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,96 +25,12 @@ from scripts.packaging.build_archive import build_archive
 from scripts.registry import MODELS
 from sentiment_client import SentimentClient
 from sentiment_client.api import ConfigError
-from sentiment_client.keys import KeyFile, Keys, parse_instant, renew_at
 from tests.conftest import local_server
 
 MODEL = "sentiment_fast"
 
 
-def write_keys(path: Path, inference: str, expires: datetime, api: str = "api-key") -> None:
-    instant = expires.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")  # Java's Instant.toString()
-    path.write_text(json.dumps({
-        "management": {"key": f"m-{inference}", "expiration time": instant},
-        "inference": {"key": inference, "expiration time": instant},
-        "API": {"key": api},
-    }))  # fmt: skip
-
-
 # ------------------------------------------------------------------ the key file, offline
-
-
-def test_java_instants_parse_to_utc():
-    parsed = parse_instant("2026-11-24T19:18:00.123456789Z")
-    assert parsed == datetime(2026, 11, 24, 19, 18, 0, 123456, tzinfo=timezone.utc)
-    assert parse_instant("2026-11-24T19:18:00Z").microsecond == 0
-
-
-def test_key_file_is_read_again_when_it_changes(tmp_path: Path):
-    path = tmp_path / "key_file.json"
-    keys = KeyFile(path)
-    assert keys.key("inference") is None  # no file: token authorization off
-    expires = datetime.now(timezone.utc) + timedelta(minutes=10)
-    write_keys(path, "key1", expires)
-    assert keys.key("inference") == "key1"
-    write_keys(path, "key2", expires + timedelta(minutes=1))
-    assert keys.key("inference") == "key2"  # a new mtime: read again
-
-
-def test_a_refused_key_forces_a_new_reading(tmp_path: Path):
-    """Two writes in one mtime tick look the same to stat(); a refused key reads again."""
-    path = tmp_path / "key_file.json"
-    expires = datetime.now(timezone.utc) + timedelta(minutes=10)
-    write_keys(path, "key1", expires)
-    keys = KeyFile(path)
-    assert keys.key("inference") == "key1"
-    stat = path.stat()
-    write_keys(path, "key2", expires)  # same size, same inode
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert keys.key("inference") == "key1"
-    assert keys.refreshed("inference", "key1", wait=0.1) == "key2"
-    assert keys.refreshed("inference", "key2", wait=0.1) is None  # unchanged: give up
-
-
-def test_half_written_file_is_read_again(tmp_path: Path):
-    path = tmp_path / "key_file.json"
-    path.write_text('{"inference": {"key": "ab')  # TorchServe truncates, then writes
-    timer = threading.Timer(0.2, write_keys, (path, "whole", datetime.now(timezone.utc)))
-    timer.start()
-    assert KeyFile(path).key("inference") == "whole"
-    timer.join()
-
-
-def test_renewal_is_due_at_half_the_lifetime(tmp_path: Path):
-    path = tmp_path / "key_file.json"
-    now = datetime.now(timezone.utc)
-    write_keys(path, "k", now + timedelta(minutes=60))
-    os.utime(path, (now.timestamp(), now.timestamp()))
-    keys = KeyFile(path).current()
-    assert abs(keys.lifetime() - 3600) < 1
-    assert abs(renew_at(keys, "inference", keys.lifetime()) - (now.timestamp() + 1800)) < 1
-    assert Keys().lifetime() is None
-
-
-def test_missing_key_file_names_where_it_looked(tmp_path: Path):
-    message = KeyFile(tmp_path / "nowhere" / "key_file.json").why_refused("inference")
-    assert str(tmp_path / "nowhere" / "key_file.json") in message
-    assert "--key-file" in message and "SENTIMENT_KEY_FILE" in message
-
-
-def test_renewer_stops_with_the_server_it_watches(tmp_path: Path):
-    """A test or `make serve` server killed without stop(): its renewer does not linger."""
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    (tmp_path / "server.pid").write_text(f"{gone.pid}\n")
-    renewer = subprocess.Popen(
-        [sys.executable, "-m", "sentiment_client.renewer", "watch", "--key-file",
-         str(tmp_path / "key_file.json"), "--server-pid-file", str(tmp_path / "server.pid"),
-         "--pid-file", str(tmp_path / "renewer.pid")],
-        cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    out, _ = renewer.communicate(timeout=30)
-    assert renewer.returncode == 0 and "the server has gone" in out
-    assert not (tmp_path / "renewer.pid").exists()
 
 
 # ------------------------------------------------------------------ a real TorchServe

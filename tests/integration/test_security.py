@@ -6,6 +6,7 @@ import functools
 import pickle
 import shutil
 import threading
+import time
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,18 +144,22 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+def tampered_archive(original: Path, out: Path, marker: Path) -> Path:
+    """A copy of `original` whose model.joblib is a pickle that would create `marker`."""
+    with zipfile.ZipFile(original) as source, zipfile.ZipFile(out, "w") as copy:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == MODEL_FILE:
+                data = pickle.dumps(_Payload(marker))
+            copy.writestr(item, data)
+    return out
+
+
 def test_tampered_model_in_an_archive_is_never_unpickled(model_store: Path, tmp_path: Path):
     """Swap model.joblib inside the .mar for a code-running pickle: the handler refuses the
     archive on its SHA-256 before joblib ever loads it."""
     marker = tmp_path / "payload-ran"
-    tampered = tmp_path / "tampered.mar"
-    with zipfile.ZipFile(model_store / f"{MODEL}.mar") as original:
-        with zipfile.ZipFile(tampered, "w") as copy:
-            for item in original.infolist():
-                data = original.read(item)
-                if item.filename == MODEL_FILE:
-                    data = pickle.dumps(_Payload(marker))
-                copy.writestr(item, data)
+    tampered = tampered_archive(model_store / f"{MODEL}.mar", tmp_path / "tampered.mar", marker)
     model_dir = tmp_path / "model_dir"  # what TorchServe unpacks the archive into
     with zipfile.ZipFile(tampered) as archive:
         archive.extractall(model_dir)
@@ -164,3 +169,31 @@ def test_tampered_model_in_an_archive_is_never_unpickled(model_store: Path, tmp_
     assert not marker.exists()
     joblib.load(model_dir / MODEL_FILE)  # the check above is what stood between it and this
     assert marker.exists()
+
+
+def test_tampered_archive_registered_through_torchserve_never_serves(
+    server: TorchServe, tmp_path: Path
+):
+    """The same archive placed in the model store and registered: TorchServe's own worker
+    refuses it by name, no worker becomes READY, and the payload never runs."""
+    marker = tmp_path / "payload-ran"
+    name = "tampered_fast"
+    archive = tampered_archive(server.model_store / f"{MODEL}.mar",
+                               server.model_store / f"{name}.mar", marker)  # fmt: skip
+    try:
+        response = requests.post(
+            server.url("management", "/models"),
+            params={"url": archive.name, "model_name": name, "initial_workers": 1,
+                    "synchronous": "true"},
+            headers=server.auth("management"), timeout=120,
+        )  # fmt: skip
+        time.sleep(2)  # let a retried worker start too
+        statuses = server.model_status(name) if response.status_code == 200 else []
+        assert "READY" not in statuses, (response.status_code, response.text, statuses)
+        assert not marker.exists(), "the pickle inside the tampered archive was loaded"
+        log = (server.log_dir / "model_log.log").read_text(encoding="utf-8", errors="replace")
+        assert "TamperedArtifactError" in log and f"{MODEL_FILE}" in log
+    finally:
+        requests.delete(server.url("management", f"/models/{name}"),
+                        headers=server.auth("management"), timeout=60)  # fmt: skip
+        archive.unlink(missing_ok=True)

@@ -1,9 +1,7 @@
 """sentiment_client and the `sentiment` command against a real TorchServe (`server` fixture).
 
-The command runs as users run it (`python -m sentiment_client`, a subprocess),
-so exit codes and output files are what scripts would see.  The retry policy
-is checked against a tiny local HTTP server that answers as TorchServe does
-when its queue is full, since a real one cannot be made to do that on demand.
+The command runs as users run it (`python -m sentiment_client`, a subprocess), so exit codes
+and output files are what scripts would see.  Without a server: tests/unit/test_client_offline.py.
 """
 
 from __future__ import annotations
@@ -12,28 +10,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from scripts.nsmc import TEST_FILE
-from scripts.ops.server import Ports, TorchServe
-from sentiment_client import RequestRejected, SentimentClient, ServerUnavailable
-from sentiment_client.keys import default_key_files
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def sentiment(*args: str, server: TorchServe | None = None) -> subprocess.CompletedProcess:
-    """Run the documented command; the key file is the one TorchServe wrote for this server."""
-    options = []
-    if server is not None:
-        key_file = str(server.run_dir / "key_file.json")
-        options = ["--url", server.url("inference"), "--key-file", key_file]
-    command = [sys.executable, "-m", "sentiment_client", *args, *options]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+from scripts.ops.server import TorchServe
+from scripts.registry import ROOT
+from sentiment_client import RequestRejected, SentimentClient
+from tests.client_cli import sentiment
 
 
 def test_library_predicts_and_explains(server: TorchServe):
@@ -96,68 +81,6 @@ def test_wrong_key_exits_4(server: TorchServe, tmp_path: Path):
     assert result.returncode == 4 and "InvalidKeyException" in result.stderr
 
 
-def test_server_down_exits_3():
-    url = f"http://127.0.0.1:{Ports.free().inference}"
-    result = sentiment("predict", "좋다", "--url", url)
-    assert result.returncode == 3 and result.stderr.startswith("error (sentiment_fast): cannot")
-
-
-def test_usage_errors_exit_2(tmp_path: Path):
-    assert sentiment("predict", "--file", str(tmp_path / "absent.txt")).returncode == 2
-    assert sentiment("predict").returncode == 2
-    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    assert sentiment("predict", "--file", str(tmp_path / "latin1.txt")).returncode == 2
-
-
-class _Script(BaseHTTPRequestHandler):
-    """Answers POSTs from a script of (status, body) pairs and counts them."""
-
-    script: list[tuple[int, dict]] = []
-    seen = 0
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        self.rfile.read(int(self.headers["Content-Length"]))
-        status, body = self.script[min(type(self).seen, len(self.script) - 1)]
-        type(self).seen += 1
-        self.send_response(status)
-        self.end_headers()
-        self.wfile.write(json.dumps(body).encode())
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.mark.parametrize(
-    "script,calls,outcome",
-    [
-        ([(507, {"code": 507, "type": "ServiceUnavailableException", "message": "queue full"}),
-          (200, [{"label": "positive"}])], 2, "ok"),
-        ([(503, {"code": 503, "type": "ServiceUnavailableException", "message": "busy"})], 3,
-         ServerUnavailable),
-        ([(400, {"code": 400, "type": "EmptyText", "message": "empty"})], 1, RequestRejected),
-        ([(404, {"code": 404, "type": "ModelNotFoundException", "message": "no"})], 1,
-         RequestRejected),
-    ],
-    ids=["507 retried", "503 gives up", "400 not retried", "404 not retried"],
-)  # fmt: skip
-def test_retries_only_what_is_safe(script, calls: int, outcome):
-    _Script.script, _Script.seen = script, 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Script)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        client = SentimentClient(f"http://127.0.0.1:{httpd.server_port}", key="k", retries=2,
-                                 backoff=0.01)  # fmt: skip
-        if outcome == "ok":
-            assert client.predict(["좋다"]) == [{"label": "positive"}]
-        else:
-            with pytest.raises(outcome):
-                client.predict(["좋다"])
-        assert _Script.seen == calls
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 def test_missing_key_file_exits_2_and_says_where_it_looked(server: TorchServe, tmp_path: Path):
     """Run from outside the checkout, as an installed `sentiment` would be."""
     missing = tmp_path / "elsewhere" / "key_file.json"
@@ -169,12 +92,6 @@ def test_missing_key_file_exits_2_and_says_where_it_looked(server: TorchServe, t
     assert result.returncode == 2, result.stderr
     assert str(missing) in result.stderr and "--key-file" in result.stderr
     assert "SENTIMENT_KEY_FILE" in result.stderr and result.stderr.count("\n") == 1
-
-
-def test_default_key_files_include_the_checkouts_run_dir(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert default_key_files() == [tmp_path.resolve() / "run" / "key_file.json",
-                                   ROOT / "run" / "key_file.json"]  # fmt: skip
 
 
 def test_output_into_a_closed_pipe_ends_quietly(server: TorchServe, tmp_path: Path):

@@ -10,6 +10,7 @@ import pytest
 
 from scripts.nsmc import DataNotFoundError, ensure_files
 from scripts.ops.server import TorchServe
+from scripts.registry import ROOT
 from scripts.training import train_fast
 
 
@@ -33,10 +34,9 @@ def test_stop_when_nothing_runs_says_so(tmp_path: Path):
 
 def test_make_status_with_nothing_running_is_one_clear_line(tmp_path: Path):
     """Not running is an answer, not a failure of make: no `make: *** ... Error 1`."""
-    root = Path(__file__).resolve().parent.parent
     # -o: never refresh the venv here (pip's own warnings would land on stderr)
     result = subprocess.run(["make", "-s", "-o", ".venv/.installed", "status",
-                             f"RUN_DIR={tmp_path}"], cwd=root, capture_output=True, text=True,
+                             f"RUN_DIR={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)  # fmt: skip
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout == f"TorchServe is not running from {tmp_path}\n"

@@ -1,10 +1,9 @@
-"""The web page in a real browser: headless Chromium (Debian's package) drives it end to end.
+"""The web page end to end: Streamlit's AppTest and headless Chromium (Debian's package).
 
-A real TorchServe (`server` fixture) and the page (`python -m web`, as users
-start it) on free ports; the browser types a review, presses Analyze, reads
-both verdicts and the highlighted words, and saves a screenshot to
-build/e2e/screenshot.png.  Skipped, saying why, without /usr/bin/chromium
-(`apt-get install -y chromium`).
+A real TorchServe (`server` fixture) and the page (`python -m web`, as users start it) on free
+ports; the browser types a review, presses Analyze, reads every model's verdict and the
+highlighted words, and saves a screenshot to build/e2e/screenshot.png.  Skipped, saying why,
+without /usr/bin/chromium (`apt-get install -y chromium`).
 """
 
 from __future__ import annotations
@@ -22,36 +21,12 @@ import pytest
 import requests
 
 from scripts.ops.server import Ports, TorchServe
-from scripts.registry import DEFAULT_MODELS
-from web.render import char_heat, confidence_html, highlight_html
+from scripts.registry import DEFAULT_MODELS, ROOT
+from tests.conftest import missing
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = ROOT / "build" / "e2e" / "screenshot.png"
 REVIEW = "정말 재밌게 잘봤습니다! 배우들 연기도 최고"
-
-
-def test_highlight_colours_follow_the_scores():
-    tokens = [{"token": "재밌", "score": 2.0, "spans": [[3, 5]]},
-              {"token": "최악", "score": -1.0, "spans": [[7, 9]]}]  # fmt: skip
-    text = "정말 재밌고 최악"
-    assert char_heat(text, tokens) == [0, 0, 0, 1.0, 1.0, 0, 0, -0.5, -0.5]
-    html = highlight_html(text, tokens)
-    assert 'class="hl pos"' in html and ">재밌</span>" in html
-    assert 'class="hl neg"' in html and ">최악</span>" in html
-    assert "<script>" not in highlight_html("<script>", [])
-
-
-def test_confidence_bar_colour_follows_the_label():
-    positive, negative = confidence_html("positive", 0.9), confidence_html("negative", 0.9)
-    colour = lambda html: html.split('data-colour="')[1].split('"')[0]  # noqa: E731
-    assert colour(positive) != colour(negative)
-    assert 'width:90.0%' in positive and "confidence 90.0%" in positive
-
-
-def test_page_uses_no_deprecated_streamlit_arguments():
-    """Streamlit 1.67 logs use_container_width as deprecated: width="stretch" replaces it."""
-    assert "use_container_width" not in (ROOT / "web" / "app.py").read_text(encoding="utf-8")
 
 
 def test_a_result_stays_through_later_reruns(server: TorchServe, monkeypatch):
@@ -82,8 +57,11 @@ def test_a_result_stays_through_later_reruns(server: TorchServe, monkeypatch):
 @pytest.fixture(scope="module")
 def page_url(server: TorchServe) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    pytest.importorskip("playwright.sync_api", reason="pip install -r requirements.txt")
+        missing(f"no Chromium at {CHROMIUM}", "apt-get install -y chromium")
+    try:
+        import playwright.sync_api  # noqa: F401 (only whether it is installed)
+    except ImportError:
+        missing("no playwright", "pip install -r requirements-dev.txt")
     port = Ports.free().inference
     env = {**os.environ, "SENTIMENT_URL": server.url("inference"),
            "SENTIMENT_KEY_FILE": str(server.run_dir / "key_file.json")}  # fmt: skip

@@ -6,15 +6,19 @@ The request contract is the same for every one, so its tests run against each en
 from __future__ import annotations
 
 import json
-import re
+import os
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 import yaml
 
+from benchmarks.soak import processes
 from scripts.ops.server import ServerError, TorchServe
 from scripts.registry import MODELS
+from tests.metrics import deltas, key, totals
 
 MODEL = "sentiment_fast"
 EVERY_MODEL = pytest.mark.parametrize("model", list(MODELS))
@@ -35,12 +39,6 @@ def describe(server: TorchServe, model: str) -> dict:
     response = requests.get(url, headers=server.auth("management"), timeout=10)
     assert response.status_code == 200, response.text
     return response.json()[0]
-
-
-def metric_total(server: TorchServe, name: str, model: str) -> float:
-    text = requests.get(server.url("metrics", "/metrics"), timeout=10).text
-    pattern = re.compile(rf'^{name}\{{[^}}]*ModelName="{model}"[^}}]*\}} ([0-9.e+]+)$', re.M)
-    return sum(float(value) for value in pattern.findall(text))
 
 
 def test_ping(server: TorchServe):
@@ -91,38 +89,50 @@ def test_list_in_order(server: TorchServe):
 
 @EVERY_MODEL
 def test_concurrent_mixed_traffic_is_batched_and_isolated(server: TorchServe, model: str):
-    """64 concurrent requests, every 4th bad: each gets its own answer, and batches form."""
-    batches_before = metric_total(server, "SentimentBatches", model)
-    requests_before = metric_total(server, "SentimentRequests", model)
+    """64 concurrent requests, every 4th bad: each gets its own answer, and batches form.
+
+    The model's workers are paused while the requests arrive, so they queue and TorchServe
+    has something to batch whatever the machine's speed; then they are let go."""
     texts = [f"{i}번째 리뷰: 정말 감동적이고 최고였어요" for i in range(64)]
     alone = [predict(server, text.encode(), "text/plain", model).json() for text in texts[:8]]
     plan = [
         (b'{"text": []}', "application/json") if i % 4 == 0 else (texts[i].encode(), "text/plain")
         for i in range(64)
     ]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        responses = list(pool.map(lambda item: predict(server, item[0], item[1], model), plan))
+    workers = [pid for label, pid in processes(server).items() if label.startswith(f"{model} ")]
+    before = totals(server)
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            futures = [pool.submit(predict, server, body, kind, model) for body, kind in plan]
+            time.sleep(2)  # every request reaches TorchServe's queue
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        responses = [future.result() for future in futures]
     for i, response in enumerate(responses):
         if i % 4 == 0:
             assert response.status_code == 400 and response.json()["type"] == "EmptyList"
         else:
             assert response.status_code == 200, response.text
         if 0 < i < 8 and i % 4:
-            for key in ("negative", "positive"):  # batched answers equal the answers alone
-                assert response.json()["probabilities"][key] == pytest.approx(
-                    alone[i]["probabilities"][key], abs=1e-5
+            for name in ("negative", "positive"):  # batched answers equal the answers alone
+                assert response.json()["probabilities"][name] == pytest.approx(
+                    alone[i]["probabilities"][name], abs=1e-5
                 )
-    batches = metric_total(server, "SentimentBatches", model) - batches_before - 8
-    handled = metric_total(server, "SentimentRequests", model) - requests_before - 8
-    assert handled == 64
-    assert batches < handled, f"no batching: {handled} requests in {batches} batches"
+    handled = key("SentimentRequests", ModelName=model)
+    batches = key("SentimentBatches", ModelName=model)
+    changes = deltas(server, before, {handled: 64, batches: 1})
+    assert changes[handled] == 64
+    assert changes[batches] < 64, f"no batching: 64 requests in {changes[batches]} batches"
 
 
 def test_rejections_show_on_metrics(server: TorchServe):
+    before = totals(server)
     predict(server, b'{"text": []}', "application/json")
-    text = requests.get(server.url("metrics", "/metrics"), timeout=10).text
-    assert re.search(r'SentimentRejected\{[^}]*Reason="EmptyList"', text)
-    assert "ts_inference_latency_microseconds" in text
+    rejected = key("SentimentRejected", ModelName=MODEL, Reason="EmptyList")
+    assert deltas(server, before, {rejected: 1}) == {rejected: 1}
 
 
 def test_second_start_is_refused_clearly(server: TorchServe):

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 from benchmarks import bench
 from benchmarks.loadgen import BenchError, parse_wrk
-from benchmarks.report import medians, targets_met, write_report
+from benchmarks.report import medians, targets_met
 
 # What `wrk --latency` prints (Debian's wrk 4.1), trimmed to the lines that are read.
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8080/predictions/sentiment_fast
@@ -61,20 +58,3 @@ def test_report_medians_and_targets():
     assert table["fast"][32]["rps"] == 3000 and table["reference"][32]["rps"] == 1100
     [p99, ratio] = targets_met(table, {})
     assert p99["met"] and ratio["value"] == "2.73x" and not ratio["met"]
-
-
-@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk not installed (apt-get install wrk)")
-def test_short_real_run_against_torchserve_and_reference_app(
-    fast_artifacts: Path, nsmc_dir: Path, tmp_path: Path
-):
-    """Both servers start, answer wrk without errors, are stopped, and the report is written."""
-    argv = "--servers fast,reference -c 2 --seconds 1 --warmup 0 --rounds 1 --no-ceilings"
-    args = bench.build_parser().parse_args([*argv.split(), "--data-dir", str(nsmc_dir)])
-    report = bench.run(args, artifacts={"sentiment_fast": fast_artifacts})
-    assert [(r["server"], r["errors"]) for r in report["runs"]] == [("fast", 0), ("reference", 0)]
-    assert all(r["rps"] > 0 and r["cpu_ms_per_req_workers"] > 0 for r in report["runs"])
-    assert report["runs"][0]["ts_inference_ms"] > 0  # TorchServe's own latency counters
-    text = write_report(report, tmp_path)
-    assert "| fast | 2 |" in text and "| reference | 2 |" in text
-    assert json.loads((tmp_path / "results.json").read_text())["settings"]["rounds"] == 1
-    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,11 +1,12 @@
 """Deployment files, checked without a Docker engine or a cluster (docs/deploy.md).
 
-- KServe: the storage tree of scripts/deploy/kserve_layout.py is served by a real TorchServe started
-  from its generated config.properties (ports rewritten, nothing else) and answers KServe v1;
 - manifests: Kubernetes kinds against the schemas bundled in kubernetes-validate, KServe kinds
-  against ../shared/schemas/kserve/ (read there, never copied);
+  against ../shared/schemas/kserve/ (read there, never copied), and against each other;
+- container configs: the project's settings except addresses, paths and auth;
 - Dockerfile and docker-compose.yml: parsed with BuildKit's parser / the compose-spec schema,
   linted with hadolint, and cross-checked against the repository (COPY sources, paths, ports).
+
+The KServe tree served for real: tests/integration/test_kserve.py.
 """
 
 from __future__ import annotations
@@ -17,38 +18,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dockerfile
 import jsonschema
 import kubernetes_validate
 import pytest
-import requests
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from handlers.contract import (
-    Batch,
-    Limits,
-    RequestError,
-    decode_batch,
-    decode_request,
-    encode_batch,
-)
 from scripts.deploy import kserve_layout
 from scripts.deploy.image_lock import SERVING_PACKAGES
-from scripts.ops import healthcheck
-from scripts.ops.server import Ports, TorchServe, read_properties
-from scripts.registry import DEFAULT_MODELS
+from scripts.ops.server import TorchServe, read_properties
+from scripts.registry import DEFAULT_MODELS, ROOT
+from tests.conftest import missing
 
-ROOT = Path(__file__).resolve().parent.parent
 KSERVE_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are meant for
-POSITIVE, NEGATIVE = "정말 감동적이고 최고였어요", "최악의 영화 시간 낭비"
 
 
 def yaml_docs(path: Path) -> list[dict[str, Any]]:
@@ -74,164 +63,7 @@ def manifest(kind: str, file: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ contract: KServe v1 body
 
 
-def test_kserve_instances_are_texts_or_text_objects():
-    parsed = decode_request({"body": {"instances": ["좋다", {"text": " 싫다 "}]}}, Limits())
-    assert parsed.texts == ["좋다", "싫다"] and parsed.kserve and parsed.is_list
-
-
-@pytest.mark.parametrize(
-    "instances,error_type",
-    [
-        ("좋다", "InvalidBody"),
-        ([], "EmptyList"),
-        (["좋다", None], "InvalidText"),
-        ([{"review": "좋다"}], "MissingText"),
-        ([{"text": 3}], "InvalidText"),
-        (["  "], "EmptyText"),
-        (["좋다"] * 257, "TooManyTexts"),
-    ],
-    ids=["not a list", "empty", "null", "no text", "text number", "blank", "too many"],
-)
-def test_bad_kserve_instances_are_named(instances: Any, error_type: str):
-    with pytest.raises(RequestError) as raised:
-        decode_request({"body": {"instances": instances}}, Limits())
-    assert raised.value.error_type == error_type
-
-
-def test_kserve_answer_beside_other_requests_in_one_batch():
-    batch: Batch = decode_batch(
-        [{"body": {"instances": ["a", "b"]}}, {"body": {"text": "c"}}, {"body": {"instances": 1}}],
-        Limits(),
-    )
-    batch.probabilities = [(0.9, 0.1), (0.2, 0.8), (0.3, 0.7)]
-    first, second, third = encode_batch(batch)
-    predictions = json.loads(first.body)["predictions"]
-    assert [p["label"] for p in predictions] == ["negative", "positive"]
-    assert json.loads(second.body)["label"] == "positive"
-    assert third.status == 400 and json.loads(third.body)["type"] == "InvalidBody"
-
-
 # ------------------------------------------------------------------ KServe storage tree
-
-
-@pytest.fixture(scope="module")
-def kserve_tree(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("kserve") / "v1"
-    assert kserve_layout.main(["--out", str(out), "--store", str(model_store)]) == 0
-    return out
-
-
-def test_layout_tree(kserve_tree: Path, model_store: Path):
-    files = sorted(str(p.relative_to(kserve_tree)) for p in kserve_tree.rglob("*") if p.is_file())
-    assert files == ["config/config.properties"] + [
-        f"model-store/{name}.mar" for name in sorted(DEFAULT_MODELS)
-    ]
-    for name in DEFAULT_MODELS:  # the same archives, byte for byte
-        mar = f"{name}.mar"
-        assert (kserve_tree / "model-store" / mar).read_bytes() == (model_store / mar).read_bytes()
-    properties = read_properties(kserve_tree / "config" / "config.properties")
-    assert properties["inference_address"].endswith(":8085")
-    assert properties["management_address"] == "http://127.0.0.1:8086"
-    assert properties["model_store"] == "/mnt/models/model-store"
-    assert "service_envelope" not in properties and properties["enable_envvars_config"] == "false"
-    assert properties["disable_token_authorization"] == "true"
-    snapshot = json.loads(properties["model_snapshot"])
-    assert snapshot["modelCount"] == len(DEFAULT_MODELS) and set(snapshot["models"]) == set(DEFAULT_MODELS)
-    for name, versions in snapshot["models"].items():
-        config = yaml.safe_load((ROOT / "archive" / name / "model-config.yaml").read_text())
-        (entry,) = versions.values()
-        assert entry["marName"] == f"{name}.mar" and entry["defaultVersion"] is True
-        for key in kserve_layout.SNAPSHOT_KEYS:
-            assert entry[key] == config[key], (name, key)
-
-
-def test_layout_without_archives_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture):
-    assert kserve_layout.main(["--out", str(tmp_path / "out"), "--store", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: no archive") and err.count("\n") == 1
-
-
-@pytest.fixture(scope="module")
-def kserve_server(kserve_tree: Path) -> Iterator[TorchServe]:
-    """TorchServe from the generated config, as KServe's stock runtime would start it."""
-    run_dir = Path(tempfile.mkdtemp(prefix="ts-deploy-"))
-    server = kserve_layout.LocalKServe(run_dir=run_dir, ports=Ports.free(), tree=kserve_tree)
-    # The stock runtime sets this; the generated config must make TorchServe ignore it.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TS_SERVICE_ENVELOPE", "kserve")
-        server.start()
-    try:
-        server.wait_ready(timeout=180)
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def post_json(url: str, body: Any) -> requests.Response:
-    data = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}  # no token: authorization is off for KServe
-    return requests.post(url, data=data, headers=headers, timeout=60)
-
-
-@pytest.mark.parametrize("model", DEFAULT_MODELS)
-def test_kserve_v1_predict(kserve_server: TorchServe, model: str):
-    body = {"instances": [POSITIVE, {"text": NEGATIVE}]}
-    v1 = post_json(kserve_server.url("inference", f"/v1/models/{model}:predict"), body)
-    assert v1.status_code == 200, v1.text
-    predictions = v1.json()["predictions"]
-    # KServe's wrapper (stock runtime) posts the same body to /predictions/<model>.
-    wrapper = post_json(kserve_server.url("inference", f"/predictions/{model}"), body)
-    assert wrapper.json() == v1.json()
-    # The same model and contract as the plain endpoint: equal answers text by text.
-    native = post_json(kserve_server.url("inference", f"/predictions/{model}"),
-                       {"text": [POSITIVE, NEGATIVE]}).json()  # fmt: skip
-    assert predictions == native
-    if model == "sentiment_fast":  # the tiny test BERT is too little trained to be asked
-        assert [p["label"] for p in predictions] == ["positive", "negative"]
-
-
-def test_kserve_bad_instance_is_400(kserve_server: TorchServe):
-    url = kserve_server.url("inference", "/v1/models/sentiment_fast:predict")
-    response = post_json(url, {"instances": [POSITIVE, ""]})
-    assert response.status_code == 400 and response.json()["type"] == "EmptyText"
-
-
-def test_kserve_concurrent_requests_all_answered(kserve_server: TorchServe):
-    """TorchServe's own kserve envelope failed every request here once batches formed (503)."""
-    url = kserve_server.url("inference", "/v1/models/sentiment_fast:predict")
-    with ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(lambda i: post_json(url, {"instances": [f"{POSITIVE} {i}"]}),
-                                  range(48)))  # fmt: skip
-    assert [r.status_code for r in responses] == [200] * 48
-    assert all(len(r.json()["predictions"]) == 1 for r in responses)
-
-
-def test_kserve_snapshot_settings_served(kserve_server: TorchServe, kserve_tree: Path):
-    snapshot = json.loads(
-        read_properties(kserve_tree / "config" / "config.properties")["model_snapshot"]
-    )
-    for name, versions in snapshot["models"].items():
-        (entry,) = versions.values()
-        described = requests.get(kserve_server.url("management", f"/models/{name}"), timeout=10)
-        assert described.status_code == 200  # no key: token authorization is off
-        for key in ("batchSize", "maxBatchDelay", "minWorkers", "maxWorkers"):
-            assert described.json()[0][key] == entry[key]
-
-
-def test_readiness_check_against_kserve_config(kserve_server: TorchServe, tmp_path: Path):
-    args = ["--url", kserve_server.url("inference"), "--key-file", str(tmp_path / "none.json"),
-            "--management-url", kserve_server.url("management")]  # fmt: skip
-    assert healthcheck.main(args + ["--models", *DEFAULT_MODELS]) == 0
-    assert healthcheck.main(args + ["--models", "no_such_model"]) == 1
-
-
-def test_health_check_reads_the_key(server: TorchServe, tmp_path: Path):
-    """Token authorization covers /ping: with the key file healthy, without it not."""
-    args = ["--url", server.url("inference"), "--management-url", server.url("management")]
-    key_file = str(server.run_dir / "key_file.json")
-    assert healthcheck.main(args + ["--key-file", key_file, "--models", *DEFAULT_MODELS]) == 0
-    assert healthcheck.main(args + ["--key-file", str(tmp_path / "missing.json")]) == 1
 
 
 # ------------------------------------------------------------------ manifests
@@ -260,7 +92,7 @@ def kserve_validator(kind: str, version: str) -> jsonschema.Draft7Validator:
 )
 def test_kserve_manifest_is_valid(name: str, doc: dict[str, Any]):
     if not KSERVE_SCHEMAS.is_dir():
-        pytest.skip(f"no KServe schemas at {KSERVE_SCHEMAS} (../shared is absent)")
+        missing(f"no KServe schemas at {KSERVE_SCHEMAS}", "put ../shared beside the checkout")
     kserve_validator(doc["kind"], doc["apiVersion"].split("/")[1]).validate(doc)
 
 
@@ -330,7 +162,7 @@ def properties_of(text: str) -> dict[str, str]:
 
 
 LOCATION_KEYS = {"inference_address", "management_address", "metrics_address", "model_store",
-                 "load_models", "vmargs"}  # fmt: skip
+                 "load_models", "vmargs", "allowed_urls"}  # fmt: skip
 
 
 def test_container_configs_keep_the_project_settings():
@@ -350,6 +182,23 @@ def test_container_configs_keep_the_project_settings():
         assert config["load_models"] == ",".join(f"{m}={m}.mar" for m in DEFAULT_MODELS)
         assert config["model_store"] == "/home/model-server/model-store"
     assert k8s["management_address"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("path", ["docker/config.properties", "config.properties"])
+def test_registration_is_limited_to_the_model_store(path: str):
+    """With the model API on, `allowed_urls` decides what a management-key holder can load:
+    archives in the store only (the project's file is rendered narrow by scripts/ops/server.py)."""
+    properties = read_properties(ROOT / path)
+    if path == "config.properties":
+        store = Path("/srv/store")
+        pattern = TorchServe(model_store=store).allowed_urls().replace("\\\\", "\\")
+    else:
+        store, pattern = Path(properties["model_store"]), properties["allowed_urls"]
+    allowed = re.compile(pattern)
+    assert allowed.fullmatch(f"file://{store}/sentiment_fast.mar")
+    for refused in ("file:///tmp/sentiment_fast.mar", "https://example.org/sentiment_fast.mar",
+                    f"file://{store}/sub/x.mar", f"file://{store}x/x.mar"):
+        assert not allowed.fullmatch(refused), refused
 
 
 # ------------------------------------------------------------------ Dockerfile
@@ -455,7 +304,8 @@ def dockerignore_patterns() -> list[str]:
 
 OUT_OF_CONTEXT = (".venv/bin/python", "build/sentiment_fast/model.joblib", ".git/HEAD",
                   "model_store/sentiment_fast.mar", "run/key_file.json", "data/nsmc/x.txt",
-                  "tests/test_deploy.py", "handlers/__pycache__/text.cpython-311.pyc")  # fmt: skip
+                  "tests/e2e/test_deploy_files.py",
+                  "handlers/__pycache__/text.cpython-311.pyc")  # fmt: skip
 IN_CONTEXT = ("handlers/contract.py", "scripts/packaging/build_archive.py", "log4j2.xml",
               "archive/sentiment_bert/checkpoint/model.safetensors",
               "docker/config.properties")  # fmt: skip
@@ -490,7 +340,7 @@ def hadolint() -> str | None:
 
 def test_hadolint_is_clean():
     if hadolint() is None:
-        pytest.skip("hadolint not installed (pip install -r requirements.txt)")
+        missing("hadolint not installed", "pip install -r requirements-dev.txt")
     files = [str(ROOT / "Dockerfile"), str(ROOT / "docker" / "web.Dockerfile")]
     result = subprocess.run([hadolint(), "--failure-threshold", "info", *files],
                             capture_output=True, text=True)  # fmt: skip

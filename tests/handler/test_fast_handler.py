@@ -17,14 +17,6 @@ from tests.handler_context import make_context, run_batch
 CONFIG = MODELS["sentiment_fast"].config_file
 
 
-@pytest.fixture(scope="module")
-def handler_and_context(fast_artifacts: Path):
-    context = make_context("sentiment_fast", fast_artifacts, CONFIG)
-    handler = SentimentFastHandler()
-    handler.initialize(context)
-    return handler, context
-
-
 def test_single_text(handler_and_context):
     handler, context = handler_and_context
     [(status, body, content_type)] = run_batch(

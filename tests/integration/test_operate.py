@@ -8,10 +8,10 @@ version serves; they run in file order: rollout -> failed rollout -> restart.
 from __future__ import annotations
 
 import json
-import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import grpc
 import pytest
@@ -20,11 +20,12 @@ import requests
 from scripts.ops import grpc_client, manage
 from scripts.ops import rollout as rollout_cli
 from scripts.ops.manage import Management
-from scripts.ops.rollout import next_version, rollout
-from scripts.ops.server import DEFAULTS_FILE, Ports, TorchServe
+from scripts.ops.rollout import rollout
+from scripts.ops.server import DEFAULTS_FILE, TorchServe
 from scripts.packaging.build_archive import build_archive
 from scripts.registry import MODELS
 from tests.conftest import local_server
+from tests.metrics import deltas, key, totals
 
 MODEL = "sentiment_fast"
 PROBE = "정말 재밌게 잘봤습니다! 배우들 연기도 좋고"
@@ -40,36 +41,6 @@ def answer(server: TorchServe, text: str = PROBE, model: str = MODEL, version: s
 
 
 # --------------------------------------------------------------------------- no server
-
-
-def test_next_version_is_above_registered_versions_and_built_archives(tmp_path: Path):
-    assert next_version(["1.0"], tmp_path, MODEL) == 2
-    assert next_version(["3.0", "10.0", "2.0"], tmp_path, MODEL) == 11
-    for name in ("sentiment_fast_v4.mar", "sentiment_fast_vx.mar", "sentiment_bert_v9.mar"):
-        (tmp_path / name).touch()
-    assert next_version(["1.0"], tmp_path, MODEL) == 5
-
-
-def test_attach_and_recorded_defaults_drive_the_next_start(tmp_path: Path):
-    store = tmp_path / "store"
-    store.mkdir()
-    server = TorchServe(
-        run_dir=tmp_path / "run",
-        ports=Ports.free(),
-        model_store=store,
-        models=("sentiment_fast", "sentiment_bert"),
-    )
-    server.run_dir.mkdir()
-    assert "load_models=sentiment_fast=sentiment_fast.mar," in server.render_config().read_text()
-    server.record_default("sentiment_fast", "sentiment_fast_v3.mar")
-    config = server.render_config().read_text()
-    assert (
-        "load_models=sentiment_fast=sentiment_fast_v3.mar,sentiment_bert=sentiment_bert.mar"
-        in config
-    )
-    attached = TorchServe.attach(server.run_dir)
-    assert (attached.ports, attached.models) == (server.ports, server.models)
-    assert attached.model_store == store.resolve()
 
 
 # --------------------------------------------------------------------------- own server
@@ -106,13 +77,23 @@ def test_manage_cli(ops_server: TorchServe, capsys):
     assert err.startswith("error: ") and "404" in err and err.count("\n") == 1
 
 
-ROLLED: dict = {}
+@dataclass
+class RolledOut:
+    """What a rollout of sentiment_fast 1.0 -> 2.0 under four streaming clients left behind."""
+
+    before: dict  # the probe's answer from 1.0
+    after: dict  # ... and from 2.0
+    done: Any  # scripts.ops.rollout's record
+    seen: list[list[dict]]  # each client's answers, in order
+    failures: list[str]
 
 
-def test_rollout_under_traffic_fails_no_request_and_switches(
-    ops_server: TorchServe, nsmc_dir: Path, tmp_path: Path
-):
-    """4 clients stream requests to the unversioned endpoint through a whole rollout."""
+@pytest.fixture(scope="module")
+def rolled_out(
+    ops_server: TorchServe, nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> RolledOut:
+    """The rollout itself, once per module: every test that needs version 2.0 serving asks for
+    it, so none depends on another having run first."""
     before = answer(ops_server)
     stop = threading.Event()
     seen: list[list[dict]] = [[] for _ in range(4)]
@@ -137,24 +118,25 @@ def test_rollout_under_traffic_fails_no_request_and_switches(
         thread.start()
     try:
         # Trained on a different (smaller) slice than 1.0: the probe's probabilities differ.
-        done = rollout(
-            ops_server,
-            MODEL,
-            nsmc_dir,
-            max_rows=3_000,
-            min_accuracy=0.7,
-            smoke_rows=500,
-            build_dir=tmp_path,
-        )
+        done = rollout(ops_server, MODEL, nsmc_dir, max_rows=3_000, min_accuracy=0.7,
+                       smoke_rows=500, build_dir=tmp_path_factory.mktemp("rollout"))  # fmt: skip
         after = answer(ops_server)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
-    ROLLED.update(before=before, after=after)
     total = sum(map(len, seen)) + len(failures)
     print(f"rollout {done.seconds}; {total} requests during it, {len(failures)} failed")
-    assert failures == []
+    return RolledOut(before, after, done, seen, failures)
+
+
+def test_rollout_under_traffic_fails_no_request_and_switches(
+    ops_server: TorchServe, rolled_out: RolledOut
+):
+    """4 clients stream requests to the unversioned endpoint through a whole rollout."""
+    before, after = rolled_out.before, rolled_out.after
+    done, seen = rolled_out.done, rolled_out.seen
+    assert rolled_out.failures == []
     assert (done.old_version, done.new_version) == ("1.0", "2.0")
     assert before != after
     assert answer(ops_server, version="2.0") == after
@@ -174,7 +156,7 @@ def test_rollout_under_traffic_fails_no_request_and_switches(
 
 
 def test_failed_rollout_leaves_old_version_serving(
-    ops_server: TorchServe, nsmc_dir: Path, fast_artifacts: Path, capsys
+    ops_server: TorchServe, rolled_out: RolledOut, nsmc_dir: Path, fast_artifacts: Path, capsys
 ):
     code = cli(
         rollout_cli,
@@ -194,10 +176,10 @@ def test_failed_rollout_leaves_old_version_serving(
     assert "rollout failed at step 'smoke test'" in err and "2.0 is still the default" in err
     assert Management(ops_server).versions(MODEL) == ["2.0"]  # 3.0 was unregistered again
     assert not (ops_server.model_store / "sentiment_fast_v3.mar").exists()
-    assert answer(ops_server) == ROLLED["after"]
+    assert answer(ops_server) == rolled_out.after
 
 
-def test_restart_serves_the_rolled_out_version(ops_server: TorchServe):
+def test_restart_serves_the_rolled_out_version(ops_server: TorchServe, rolled_out: RolledOut):
     ops_server.stop()
     ops_server.start()
     ops_server.wait_ready(timeout=180)
@@ -205,39 +187,37 @@ def test_restart_serves_the_rolled_out_version(ops_server: TorchServe):
     assert [(d["modelVersion"], d["modelUrl"]) for d in description] == [
         ("2.0", "sentiment_fast_v2.mar")
     ]
-    assert answer(ops_server) == ROLLED["after"]
+    assert answer(ops_server) == rolled_out.after
 
 
 # --------------------------------------------------------------------------- shared server
 
 
 def test_metrics_show_frontend_and_handler_metrics(server: TorchServe):
+    """Two requests (two texts, then an empty list): TorchServe's counters and the handler's
+    move by exactly that much; the latency counters and histograms move at all."""
     headers = {**server.auth("inference"), "Content-Type": "application/json"}
     url = server.url("inference", f"/predictions/{MODEL}")
+    before = totals(server)
     requests.post(url, data=json.dumps({"text": ["좋다", "별로"]}), headers=headers, timeout=30)
     requests.post(url, data=b'{"text": []}', headers=headers, timeout=30)
-    text = requests.get(server.url("metrics", "/metrics"), timeout=10).text
-
-    def value(name: str, label: str) -> float:
-        pattern = rf'^{name}\{{[^}}]*{label}="{MODEL}"[^}}]*\}} ([0-9.eE+-]+)$'
-        return sum(float(v) for v in re.findall(pattern, text, re.M))
-
-    for name in (
-        "ts_inference_requests_total",
-        "ts_inference_latency_microseconds",
-        "ts_queue_latency_microseconds",
-    ):
-        assert value(name, "model_name") > 0, name
-    for name in (
-        "SentimentBatchSize_count",
-        "SentimentPreprocessSeconds_count",
-        "SentimentInferenceSeconds_sum",
-        "SentimentTexts",
-        "SentimentRequests",
-    ):
-        assert value(name, "ModelName") > 0, name
-    assert value("SentimentTexts", "ModelName") >= 2
-    assert re.search(r'^SentimentRejected\{[^}]*Reason="EmptyList"[^}]*\} [1-9]', text, re.M)
+    exact = {
+        key("ts_inference_requests_total", model_name=MODEL): 2,
+        key("SentimentRequests", ModelName=MODEL): 2,
+        key("SentimentTexts", ModelName=MODEL): 2,
+        key("SentimentRejected", ModelName=MODEL, Reason="EmptyList"): 1,
+    }
+    moved = {
+        key(name, model_name=MODEL): 1e-9
+        for name in ("ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
+    } | {
+        key(name, ModelName=MODEL): 1e-9
+        for name in ("SentimentBatchSize_count", "SentimentPreprocessSeconds_count",
+                     "SentimentInferenceSeconds_sum")
+    }  # fmt: skip
+    changes = deltas(server, before, {**exact, **moved})
+    assert {k: changes[k] for k in exact} == exact
+    assert all(changes[k] > 0 for k in moved), changes
 
 
 @BOTH

@@ -1,21 +1,20 @@
-"""The `sentiment` cascade: routing by threshold, per-text answers and errors, agreement.
+"""The `sentiment` cascade in-process: routing by threshold, per-text answers and errors, and
+agreement with its two models.
 
-A scripted model pair (answers the test sets) checks the routing itself; the real
-test artifacts, in-process and behind a real TorchServe serving all three
-endpoints, check that the cascade agrees with the two models where it must.
+A scripted model pair (answers the test sets) checks the routing itself; the real test
+archives check that the cascade agrees with the two models where it must (threshold 0 = fast
+alone, above 1 = both).  Served: tests/integration/test_cascade_served.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import pytest
-import requests
 
 from handlers.calibration import Calibration
 from handlers.cascade import BERT, FAST, Cascade
@@ -23,8 +22,6 @@ from handlers.cascade_handler import SentimentCascadeHandler
 from handlers.contract import Explanation, Limits, TokenScore
 from handlers.sentiment_handler import SentimentHandler
 from scripts.inprocess import load_archive
-from scripts.nsmc import read_labelled
-from scripts.ops.server import TorchServe
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 
@@ -152,11 +149,6 @@ def test_settings_are_checked():
 # --------------------------------------------------------------------------- real artifacts
 
 
-@pytest.fixture(scope="module")
-def test_texts(nsmc_dir: Path) -> list[str]:
-    return read_labelled(nsmc_dir / "ratings_test.txt", 80)[0]
-
-
 def combined(fast: Sequence[float], bert: Sequence[float], weight: float) -> float:
     return sigmoid((1 - weight) * logit(fast[1]) + weight * logit(bert[1]))
 
@@ -173,38 +165,3 @@ def test_archive_agrees_with_its_two_models(model_store: Path, test_texts: list[
     both = load("sentiment", threshold=1.01, bert_weight=0.3).probabilities(test_texts)
     expected = [combined(f, b, 0.3) for f, b in zip(fast, bert)]
     assert both[:, 1] == pytest.approx(expected, abs=1e-5)
-
-
-def predict(server: TorchServe, model: str, texts: list[str]) -> list[dict]:
-    headers = {**server.auth("inference"), "Content-Type": "application/json"}
-    url = server.url("inference", f"/predictions/{model}")
-    response = requests.post(url, data=json.dumps({"text": texts}), headers=headers, timeout=60)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def escalated_total(server: TorchServe) -> float:
-    text = requests.get(server.url("metrics", "/metrics"), timeout=10).text
-    pattern = r'^SentimentCascadeEscalated\{[^}]*ModelName="sentiment"[^}]*\} ([0-9.e+]+)$'
-    return sum(float(value) for value in re.findall(pattern, text, re.M))
-
-
-def test_served_cascade_agrees_with_the_served_models(server: TorchServe, test_texts: list[str]):
-    """Served beside the two, with its configured threshold: fast's answer where fast decided,
-    the configured combination of both where BERT was asked; /metrics counts the latter."""
-    before = escalated_total(server)
-    cascade = predict(server, "sentiment", test_texts)
-    fast = predict(server, "sentiment_fast", test_texts)
-    bert = predict(server, "sentiment_bert", test_texts)
-    described = requests.get(server.url("management", "/models/sentiment?customized=true"),
-                             headers=server.auth("management"), timeout=30).json()  # fmt: skip
-    weight = described[0]["customizedMetadata"]["bert_weight"]
-    sent = [a["models"] == [FAST, BERT] for a in cascade]
-    assert any(sent) and not all(sent), "the test texts should take both paths"
-    for answer, f, b, both in zip(cascade, fast, bert, sent):
-        assert answer["models"] == ([FAST, BERT] if both else [FAST])
-        assert (f["confidence"] < described[0]["customizedMetadata"]["threshold"]) == both
-        pair = [(x["probabilities"]["negative"], x["probabilities"]["positive"]) for x in (f, b)]
-        expected = combined(*pair, weight) if both else f["probabilities"]["positive"]
-        assert answer["probabilities"]["positive"] == pytest.approx(expected, abs=1e-4)
-    assert escalated_total(server) - before == sum(sent)

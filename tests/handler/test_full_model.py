@@ -1,4 +1,4 @@
-"""The full sentiment_fast model (150k training rows: fit + validation split), as `make serve` builds it."""
+"""The full sentiment_fast model (150k rows: fit + validation split), as `make serve` builds it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def full_model(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_full_model_beats_seed_baseline(full_model):
     _, metadata = full_model
     # every training row is used: the fit part trains, the validation part calibrates
-    assert metadata["train_part"] == "fit" and not metadata["calibration"]["validation_seen_in_training"]
+    assert metadata["train_part"] == "fit"
+    assert not metadata["calibration"]["validation_seen_in_training"]
     assert metadata["train_rows"] + metadata["calibration"]["rows"] == 150_000
     assert metadata["test_accuracy"] >= 0.875  # the issue's target; measured 0.8754
     assert metadata["test_accuracy"] - metadata["seed_baseline_accuracy"] >= 0.04

@@ -13,8 +13,9 @@ import pytest
 
 from scripts.ops.server import main as server_main
 from scripts.ops.server import read_properties
+from scripts.registry import ROOT
+from tests.conftest import missing
 
-ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
 INSTALLED = "/opt/nsmc-sentiment"
 
@@ -69,8 +70,9 @@ def test_foreground_is_a_server_command(capsys):
     assert usage.value.code == 0 and "{up,stop,status,foreground}" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_units_pass_systemd_analyze_verify(tmp_path: Path):
+    if shutil.which("systemd-analyze") is None:
+        missing("no systemd-analyze", "apt-get install systemd")
     for path in UNITS.glob("*.service"):
         text = path.read_text(encoding="utf-8").replace(INSTALLED, str(ROOT))
         (tmp_path / path.name).write_text(text, encoding="utf-8")

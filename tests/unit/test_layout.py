@@ -1,0 +1,45 @@
+"""The layout a newcomer relies on: one model list, and an import graph without cycles,
+upward imports or project imports hidden in functions (scripts/import_graph.py)."""
+
+from __future__ import annotations
+
+import yaml
+
+from scripts import import_graph
+from scripts.import_graph import Import, violations
+from scripts.ops.server import read_properties
+from scripts.registry import ALIASES, DEFAULT_MODELS, MODELS, ROOT, model_name
+from sentiment_client.api import MODEL_ALIASES
+
+
+def test_the_project_keeps_its_layers():
+    modules, edges = import_graph.collect()
+    assert {"scripts.registry", "scripts.ops.server", "benchmarks.bench"} <= modules
+    assert violations(modules, edges) == []
+
+
+def test_each_rule_is_enforced():
+    modules = {"scripts.registry", "scripts.ops.server", "scripts.training.train_fast"}
+    edges = [
+        Import("scripts.registry", "scripts.ops.server", 3, False),  # upward
+        Import("scripts.training.train_fast", "scripts.registry", 9, True),  # hidden
+        Import("scripts.ops.server", "scripts.registry.MODELS", 5, False),  # fine
+    ]
+    found = violations(modules, edges)
+    assert any("a higher layer" in v and v.startswith("scripts.registry:3") for v in found)
+    assert any("inside a function" in v and "train_fast:9" in v for v in found)
+    assert any(v.startswith("import cycle: scripts.ops.server") for v in found)
+    assert len(found) == 3
+
+
+def test_every_model_has_its_files_and_one_name_everywhere():
+    for spec in MODELS.values():
+        assert (ROOT / "handlers" / spec.handler).is_file() and spec.config_file.is_file()
+        assert set(spec.components) <= set(MODELS)
+        assert model_name(spec.alias) == spec.name and model_name(spec.name) == spec.name
+    # the installable client carries the short forms itself (it installs without the checkout)
+    assert MODEL_ALIASES == ALIASES
+    served = read_properties(ROOT / "docker" / "config.properties")["load_models"]
+    assert served == ",".join(f"{name}={name}.mar" for name in DEFAULT_MODELS)
+    configmap = yaml.safe_load((ROOT / "deploy/k8s/configmap.yaml").read_text())
+    assert f"load_models={served}" in configmap["data"]["config.properties"]
