@@ -43,3 +43,18 @@ def test_every_model_has_its_files_and_one_name_everywhere():
     assert served == ",".join(f"{name}={name}.mar" for name in DEFAULT_MODELS)
     configmap = yaml.safe_load((ROOT / "deploy/k8s/configmap.yaml").read_text())
     assert f"load_models={served}" in configmap["data"]["config.properties"]
+
+
+def test_readme_layout_matches_the_tree():
+    """README's "Where everything lives" names every stage's modules and only real folders."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Where everything lives", 1)[1].split("```")[1]
+    folders = [line.split()[0] for line in block.splitlines() if line and not line[0].isspace()]
+    for folder in folders:
+        for name in folder.rstrip(",").split(","):
+            if name.endswith("/"):
+                assert (ROOT / name).is_dir(), name
+    for package in ("scripts", "benchmarks"):
+        for module in (ROOT / package).rglob("*.py"):
+            if module.stem != "__init__" and module.stem != "__main__":
+                assert module.stem in block, f"{module.relative_to(ROOT)} is not in README's layout"
