@@ -16,7 +16,8 @@ handler directly, in batches, through the handler's own load path.
     python -m benchmarks.bench                                   # ~20 min on 2 cores
     python -m benchmarks.bench --servers fast,reference -c 1,32 --rounds 2
     python -m benchmarks.bench --servers fast,bert,cascade -c 1,16,32   # the three endpoints
-    python -m benchmarks.bench --variant fast_d5=sentiment_fast:maxBatchDelay=5 --servers fast,fast_d5
+    python -m benchmarks.bench --servers fast,fast_d5 \
+        --variant fast_d5=sentiment_fast:maxBatchDelay=5
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
 """

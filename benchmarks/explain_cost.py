@@ -18,22 +18,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
-
-import yaml
+from typing import Sequence
 
 from handlers.contract import Explanation
 from handlers.sentiment_handler import SentimentHandler
 from scripts import inprocess
 from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
 from scripts.registry import BERT_CHECKPOINT, MODELS
-
-
-def load_handler(name: str, model_dir: Path, **overrides: Any) -> SentimentHandler:
-    """A handler initialised as a TorchServe worker would, with `handler:` settings overridden."""
-    config = yaml.safe_load(MODELS[name].config_file.read_text())
-    config["handler"] = {**config.get("handler", {}), **overrides}
-    return inprocess.load_handler(name, model_dir, MODELS[name].handler, config)
 
 
 def log_odds(handler: SentimentHandler, text: str) -> float:
@@ -87,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("sentiment_bert", args.bert, {"explain_method": "integrated_gradients", "ig_steps": 50}),
     ]
     for name, model_dir, overrides in runs:
-        result = measure(load_handler(name, model_dir, **overrides), texts)
+        result = measure(inprocess.load_registered(name, model_dir, **overrides), texts)
         label = " ".join(f"{k}={v}" for k, v in overrides.items())
         print(f"{name} {label}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.items()))
     return 0

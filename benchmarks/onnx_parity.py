@@ -27,26 +27,18 @@ import yaml
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from handlers.artifacts import BERT_ONNX_FILE, add_artifact
-from scripts.inprocess import load_handler
+from scripts.inprocess import load_registered
 from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
 from scripts.packaging.bert_onnx import TOLERANCE, export
 from scripts.packaging.build_archive import ensure_artifacts
-from scripts.registry import MODELS
 
 
 def compare(model_dir: Path, texts: Sequence[str], labels: Sequence[int], batch_size: int) -> dict:
     """Both runtimes of the handler over `texts`: max difference, disagreements, accuracy, speed."""
-    spec = MODELS["sentiment_bert"]
-    config = yaml.safe_load(spec.config_file.read_text())
     result: dict[str, Any] = {"texts": len(texts), "batch_size": batch_size}
     probabilities = {}
     for runtime in ("onnx", "torch"):
-        handler = load_handler(
-            spec.name,
-            model_dir,
-            spec.handler,
-            {**config, "handler": {**config["handler"], "runtime": runtime}},
-        )
+        handler = load_registered("sentiment_bert", model_dir, runtime=runtime)
         assert handler.runtime == runtime, f"asked for {runtime}, got {handler.runtime}"
         started = time.perf_counter()
         rows = [

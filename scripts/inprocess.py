@@ -20,6 +20,8 @@ import yaml
 from ts.context import Context
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
+from scripts.registry import MODELS
+
 METRICS_YAML = Path(ts.__file__).parent / "configs" / "metrics.yaml"
 
 
@@ -65,6 +67,15 @@ def load_handler(
     handler = handler_class(handler_file)()
     handler.initialize(make_context(model_name, model_dir, config))
     return handler
+
+
+def load_registered(name: str, model_dir: Path, **overrides: Any) -> Any:
+    """`name`'s handler on `model_dir`, configured as its archive configures it (the registry's
+    model-config.yaml), with `handler:` settings overridden."""
+    spec = MODELS[name]
+    config = yaml.safe_load(spec.config_file.read_text())
+    config["handler"] = {**config.get("handler", {}), **overrides}
+    return load_handler(name, model_dir, spec.handler, config)
 
 
 def load_archive(mar: Path, into: Path, handler_overrides: Mapping[str, Any] = ()) -> Any:

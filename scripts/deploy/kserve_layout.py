@@ -118,8 +118,8 @@ def store_archive(store: Path, name: str) -> Path:
     if len(versioned) == 1:
         return versioned[0]
     several = f" but several versions ({', '.join(p.name for p in versioned)})" if versioned else ""
-    raise LayoutError(f"no archive {plain}{several}; build it with "
-                      "`.venv/bin/python -m scripts.packaging.build_archive <model>` (or `make archive`)")
+    raise LayoutError(f"no archive {plain}{several}; build it with `.venv/bin/python -m "
+                      "scripts.packaging.build_archive <model>` (or `make archive`)")
 
 
 def layout(

@@ -127,8 +127,9 @@ class Management:
         if version in registered:
             raise ManagementError(
                 f"{name} version {version} is already registered ({path.name} holds version "
-                f"{version}): build another with `.venv/bin/python -m scripts.packaging.build_archive "
-                f"{name} --version <new>`, or unregister {version} first"
+                f"{version}): build another with `.venv/bin/python -m "
+                f"scripts.packaging.build_archive {name} --version <new>`, or unregister "
+                f"{version} first"
             )
         params = {"url": path.name, "model_name": name, "synchronous": "true"}
         if workers is not None:

@@ -41,7 +41,8 @@ from sentiment_client.keys import KeyFile, is_key_error
 BASE_CONFIG = ROOT / "config.properties"
 LOG4J_CONFIG = ROOT / "log4j2.xml"
 # In the model store: {model: archive file} of the version each model serves by default, written
-# when a default changes (scripts.ops.manage set-default, scripts.ops.rollout); a restart loads these.
+# when a default changes (scripts.ops.manage set-default, scripts.ops.rollout); a restart loads
+# these.
 DEFAULTS_FILE = "defaults.json"
 
 

@@ -3,7 +3,8 @@
 Re-runnable on any artifact directory, in place: the committed BERT checkpoint now,
 a retrained one later (train_fast and train_bert call `calibrate` at their end).
 
-    python -m scripts.training.calibrate sentiment_bert --artifacts archive/sentiment_bert/checkpoint
+    python -m scripts.training.calibrate sentiment_bert \
+        --artifacts archive/sentiment_bert/checkpoint
     python -m scripts.training.calibrate sentiment_fast --artifacts build/sentiment_fast
 
 The model is loaded through its own handler (hash-checked, as a worker loads it),
@@ -20,13 +21,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import yaml
 
 from handlers.artifacts import METADATA_FILE, update_metadata
 from handlers.calibration import ECE_BINS, fit, log_odds, reliability
-from scripts.inprocess import load_handler
+from scripts.inprocess import load_registered
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
-from scripts.registry import MODELS
 
 #: offline scoring only: BERT runs length-sorted groups of 64 (answers do not depend on it)
 SCORING_OVERRIDES: Mapping[str, Mapping[str, Any]] = {"sentiment_bert": {"pad_group": 64}}
@@ -34,9 +33,7 @@ SCORING_OVERRIDES: Mapping[str, Mapping[str, Any]] = {"sentiment_bert": {"pad_gr
 
 def load_model(name: str, artifacts: Path) -> Any:
     """The model's served handler on `artifacts`, configured as its archive configures it."""
-    config = yaml.safe_load(MODELS[name].config_file.read_text())
-    config["handler"] = {**config.get("handler", {}), **SCORING_OVERRIDES.get(name, {})}
-    return load_handler(name, artifacts, MODELS[name].handler, config)
+    return load_registered(name, artifacts, **SCORING_OVERRIDES.get(name, {}))
 
 
 def raw_probabilities(handler: Any, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:

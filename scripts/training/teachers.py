@@ -46,7 +46,8 @@ def nbsvm_pipeline() -> Pipeline:
         analyzer="char", ngram_range=(1, 5), binary=True, sublinear_tf=True, min_df=2,
         dtype=np.float32,
     )  # fmt: skip
-    return make_pipeline(vectorizer, NaiveBayesScaling(), LogisticRegression(C=4, solver="liblinear"))
+    classifier = LogisticRegression(C=4, solver="liblinear")
+    return make_pipeline(vectorizer, NaiveBayesScaling(), classifier)
 
 
 def fit_ngram_teachers(texts: Sequence[str], labels: Sequence[int]) -> list[Predict]:
@@ -58,7 +59,9 @@ def fit_ngram_teachers(texts: Sequence[str], labels: Sequence[int]) -> list[Pred
     return teachers
 
 
-def ensemble_proba(teachers: Sequence[Predict], texts: Sequence[str], chunk: int = 50_000) -> np.ndarray:
+def ensemble_proba(
+    teachers: Sequence[Predict], texts: Sequence[str], chunk: int = 50_000
+) -> np.ndarray:
     """Normalised geometric mean of the teachers' probabilities (equal weights, chosen a priori)."""
     out = np.zeros((len(texts), 2), dtype=np.float32)
     for start in range(0, len(texts), chunk):

@@ -11,7 +11,7 @@ classification checkpoint instead:
     python -m scripts.training.train_bert --preset cpu --out build/sentiment_bert
     python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
-    python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0   # distil only
+    python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0  # distil
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 """
@@ -191,7 +191,9 @@ def mask_tokens(
     return inputs, labels
 
 
-def batches(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 64) -> Iterator[list[int]]:
+def batches(
+    lengths: Sequence[int], batch_size: int, seed: int, pool: int = 64
+) -> Iterator[list[int]]:
     """Shuffled index batches of similar lengths, epoch after epoch.
 
     Reviews are mostly short with a long tail: a batch drawn at random is padded to its
@@ -482,8 +484,8 @@ def train(
         )  # fmt: skip
         scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation_set[1])
         scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])
-        print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, "
-              f"teachers {scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
+        print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, teachers "
+              f"{scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
         distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device,
                 validation_set)  # fmt: skip
         probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
