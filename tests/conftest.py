@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 import pytest
 
@@ -42,14 +42,13 @@ def data_dir() -> Path:
             return candidate
     where = f"no NSMC data (ratings_train.txt) in {[str(c) for c in candidates]}"
     missing(where, "set NSMC_DIR to the directory holding the NSMC files (see README)")
-    raise AssertionError("unreachable")
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def missing(what: str, how: str) -> None:
+def missing(what: str, how: str) -> NoReturn:
     """Something a test needs is absent: skip and say how to get it; under CI (CI=true) fail,
     because there a skip would hide the check (.ci/run installs what it can)."""
     if in_ci():
