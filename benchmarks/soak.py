@@ -137,6 +137,11 @@ def processes(server: TorchServe) -> dict[str, int]:
     return found
 
 
+def worker_pids(server: TorchServe, model: str) -> set[int]:
+    """The pids of `model`'s workers (labels as `processes` names them)."""
+    return {pid for label, pid in processes(server).items() if label.startswith(f"{model} worker")}
+
+
 def rss(pids: dict[str, int]) -> dict[str, int]:
     """Resident set size in bytes of each process (0 if it is gone)."""
     sizes = {}

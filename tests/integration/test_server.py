@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from benchmarks.soak import processes
+from benchmarks.soak import worker_pids
 from scripts.ops.server import ServerError, TorchServe
 from scripts.registry import MODELS
 from tests.metrics import deltas, key, totals
@@ -99,7 +99,7 @@ def test_concurrent_mixed_traffic_is_batched_and_isolated(server: TorchServe, mo
         (b'{"text": []}', "application/json") if i % 4 == 0 else (texts[i].encode(), "text/plain")
         for i in range(64)
     ]
-    workers = [pid for label, pid in processes(server).items() if label.startswith(f"{model} ")]
+    workers = worker_pids(server, model)
     before = totals(server)
     with ThreadPoolExecutor(max_workers=64) as pool:
         for pid in workers:

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from benchmarks.soak import Traffic, processes
+from benchmarks.soak import Traffic, worker_pids
 from scripts.ops.manage import Management
 from scripts.ops.server import TorchServe
 from tests.conftest import local_server
@@ -33,10 +33,6 @@ def own_server(model_store: Path) -> Iterator[TorchServe]:
         yield instance
 
 
-def worker_pids(server: TorchServe) -> set[int]:
-    return {pid for label, pid in processes(server).items() if label.startswith(f"{MODEL} worker")}
-
-
 def post(server: TorchServe, text: str) -> int:
     response = server.request("inference", "POST", f"/predictions/{MODEL}", data=text.encode(),
                               headers={"Content-Type": "text/plain"}, timeout=120)  # fmt: skip
@@ -44,7 +40,7 @@ def post(server: TorchServe, text: str) -> int:
 
 
 def test_killed_worker_is_replaced(own_server: TorchServe):
-    [old_pid] = worker_pids(own_server)
+    [old_pid] = worker_pids(own_server, MODEL)
     held: dict[str, int] = {}
     # Idle and paused, the worker is handed the next request and never answers it.
     os.kill(old_pid, signal.SIGSTOP)
@@ -76,7 +72,7 @@ def test_killed_worker_is_replaced(own_server: TorchServe):
     )
     assert all(o.started < killed_at + recovery for o in failed), "failures after recovery"
     # One worker: whatever answered after the kill is the replacement; it is ready and answers.
-    [new_pid] = worker_pids(own_server)
+    [new_pid] = worker_pids(own_server, MODEL)
     assert new_pid != old_pid and set(own_server.model_status(MODEL)) == {"READY"}
     assert post(own_server, "배우들 연기가 최고") == 200
 
