@@ -18,6 +18,8 @@ FAST_MODEL_FILE = "model.joblib"  # sentiment_fast: the fitted scikit-learn pipe
 BERT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
 # sentiment_bert, optional: the same weights exported for ONNX Runtime when the archive is built
 BERT_ONNX_FILE = "model.onnx"
+# ... and its dynamic int8 quantization (onnxruntime.quantization), for `runtime: onnx-int8`
+BERT_ONNX_INT8_FILE = "model.int8.onnx"
 
 
 class MissingArtifactError(FileNotFoundError):

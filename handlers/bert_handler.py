@@ -5,8 +5,9 @@ Loaded with the Auto* classes, so a checkpoint fine-tuned from a hub model
 to their longest text, not to a fixed length.
 
 Two runtimes for the same weights: ONNX Runtime (the default on CPU, when the
-archive carries the `model.onnx` exported at build time: measured faster here)
-and torch (on a GPU, with `runtime: torch`, or for archives without the
+archive carries the `model.onnx` exported at build time: measured faster here;
+`runtime: onnx-int8` serves its dynamic int8 quantization, also made at build
+time) and torch (on a GPU, with `runtime: torch`, or for archives without the
 export).  `self.model` is always the torch model, loaded on first use when ONNX
 serves, so code that needs gradients (explanations) has it.
 
@@ -19,6 +20,7 @@ model-config.yaml; costs measured by benchmarks/explain_cost.py).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,11 +29,14 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE
+from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE
 from handlers.bert_settings import BertSettings
 from handlers.contract import LABELS, Explanation, TokenScore
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
+
+logger = logging.getLogger(__name__)
+ONNX_FILES = {"onnx": BERT_ONNX_FILE, "onnx-int8": BERT_ONNX_INT8_FILE}  # by runtime
 
 
 def _device(context: Any) -> torch.device:
@@ -78,14 +83,18 @@ class SentimentBertHandler(SentimentHandler):
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)
         self.ig_steps = settings.ig_steps
-        exported = BERT_ONNX_FILE in self.metadata.get("artifact_sha256", {})  # hash checked
+        export = ONNX_FILES.get(settings.runtime)
+        exported = export in self.metadata.get("artifact_sha256", {})  # hash checked
         self.session = None
-        if settings.runtime == "onnx" and exported and self.device.type == "cpu":
-            self.session = _onnx_session(model_dir / BERT_ONNX_FILE, settings.torch_threads)
+        if exported and self.device.type == "cpu":
+            self.session = _onnx_session(model_dir / export, settings.torch_threads)
             self.onnx_inputs = [node.name for node in self.session.get_inputs()]
         else:
+            if export is not None and self.device.type == "cpu":
+                logger.warning("runtime %s asked for, but the archive has no %s: serving torch "
+                               "(rebuild the archive to export it)", settings.runtime, export)
             self.model  # noqa: B018 -- load now: it serves every request
-        self.runtime = "onnx" if self.session is not None else "torch"
+        self.runtime = settings.runtime if self.session is not None else "torch"
 
     @property
     def model(self) -> torch.nn.Module:

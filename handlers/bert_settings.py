@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 EXPLAIN_METHODS = ("gradient_x_input", "integrated_gradients")  # methods of SentimentBertHandler
-RUNTIMES = ("onnx", "torch")
+# onnx: the fp32 export; onnx-int8: its dynamic int8 quantization; torch: the weights themselves
+RUNTIMES = ("onnx", "onnx-int8", "torch")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class BertSettings:
             ig_steps=integer("ig_steps"),
         )
         if settings.runtime not in RUNTIMES:
-            raise ValueError(f"handler.runtime must be onnx or torch, got {settings.runtime!r}")
+            raise ValueError(f"handler.runtime must be one of {', '.join(RUNTIMES)}, "
+                             f"got {settings.runtime!r}")  # fmt: skip
         if settings.explain_method not in EXPLAIN_METHODS:
             raise ValueError(f"handler.explain_method must be one of {EXPLAIN_METHODS}, "
                              f"got {settings.explain_method!r}")  # fmt: skip

@@ -3,8 +3,9 @@
 `prepare` is the registry's build step for sentiment_bert (scripts/registry.py): it runs
 inside scripts/packaging/build_archive.py on the staged copy of the artifacts, gives a
 foreign checkpoint its manifest, writes model.onnx beside model.safetensors (which stays, for
-the torch runtime and explanations), checks both on sample batches with padding, and records
-the file's SHA-256 in metadata.json like every other artifact.  The parity check over the
+the torch runtime and explanations), checks both on sample batches with padding, adds its
+dynamic int8 quantization (model.int8.onnx, served with `runtime: onnx-int8`), and records
+each file's SHA-256 in metadata.json like every other artifact.  The parity check over the
 NSMC test set is a benchmark: benchmarks/onnx_parity.py.
 """
 
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 import onnxruntime
 import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_ONNX_FILE, add_artifact
+from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, add_artifact
 from handlers.scoring import softmax
 from scripts.packaging.bert_checkpoint import ensure_manifest
 
@@ -105,7 +107,22 @@ def export(model_dir: Path) -> dict:
     )
 
 
+def quantize_int8(model_dir: Path) -> dict:
+    """model_dir/model.int8.onnx: the export with int8 weights, activations quantized on the fly.
+
+    Not checked against torch like the export: int8 changes answers by design.  What it costs
+    in accuracy is measured over the test set by `benchmarks.onnx_parity --runtime onnx-int8`.
+    """
+    quantize_dynamic(
+        str(model_dir / BERT_ONNX_FILE), str(model_dir / BERT_ONNX_INT8_FILE),
+        weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    method = "dynamic int8 (onnxruntime.quantization, QInt8 weights)"
+    return add_artifact(model_dir, BERT_ONNX_INT8_FILE, {"onnx_int8": method})
+
+
 def prepare(stage: Path, source: Path) -> dict:
-    """The archive's build step: a foreign checkpoint gets its manifest, every one its export."""
+    """The archive's build step: a foreign checkpoint gets its manifest, every one its exports."""
     ensure_manifest(stage, str(source))
-    return export(stage)
+    export(stage)
+    return quantize_int8(stage)

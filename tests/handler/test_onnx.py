@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.onnx_parity import compare
-from handlers.artifacts import BERT_ONNX_FILE, TamperedArtifactError
+from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, TamperedArtifactError
+from handlers.bert_handler import ONNX_FILES
 from scripts.inprocess import load_archive, load_handler
 from scripts.nsmc import TEST_FILE, read_labelled
-from scripts.packaging.bert_onnx import TOLERANCE, export
+from scripts.packaging.bert_onnx import TOLERANCE, export, quantize_int8
 from scripts.registry import MODELS
 
 SPEC = MODELS["sentiment_bert"]
@@ -25,6 +26,7 @@ def exported(bert_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         if item.is_file():
             shutil.copy2(item, model_dir / item.name)
     export(model_dir)
+    quantize_int8(model_dir)
     return model_dir
 
 
@@ -58,10 +60,42 @@ def test_archive_carries_onnx_and_safetensors(model_store: Path, tmp_path: Path)
     """build_archive exports at build time; the weights stay for the torch runtime."""
     with zipfile.ZipFile(model_store / "sentiment_bert.mar") as archive:
         names = set(archive.namelist())
-    assert {BERT_ONNX_FILE, "model.safetensors"} <= names
+    assert {BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, "model.safetensors"} <= names
     handler = load_archive(model_store / "sentiment_bert.mar", tmp_path / "unpacked")
-    assert handler.runtime == "onnx"
-    assert BERT_ONNX_FILE in handler.metadata["artifact_sha256"]
+    assert {BERT_ONNX_FILE, BERT_ONNX_INT8_FILE} <= set(handler.metadata["artifact_sha256"])
+
+
+def test_int8_export_serves_close_to_torch(exported: Path, nsmc_dir: Path):
+    """runtime onnx-int8 serves the quantized file: smaller, and near torch's answers.
+
+    Not within the fp32 export's 1e-4 (int8 changes answers by design); its cost in accuracy
+    over the whole test set is measured by `benchmarks.onnx_parity --int8`.
+    """
+    size = {name: (exported / name).stat().st_size for name in ONNX_FILES.values()}
+    assert size[BERT_ONNX_INT8_FILE] < size[BERT_ONNX_FILE]
+    texts, labels = read_labelled(nsmc_dir / TEST_FILE, max_rows=400)
+    result = compare(exported, texts, labels, batch_size=32, onnx_runtime="onnx-int8")
+    assert 0 < result["max_abs_diff"] < 0.2
+    assert result["label_disagreements"] <= 8  # of 400
+    handler = _load(exported, runtime="onnx-int8")
+    assert handler.runtime == "onnx-int8" and handler.session is not None
+
+
+def test_int8_answers_depend_on_batch_mates_only_slightly(exported: Path, nsmc_dir: Path):
+    """Dynamic quantization scales activations per batch, so a text's answer moves a little with
+    the texts padded beside it (why it is not the default); alone, it is the same every time."""
+    texts, _ = read_labelled(nsmc_dir / TEST_FILE, max_rows=37)
+    whole = _load(exported, runtime="onnx-int8", pad_group=1000).predict_proba(texts)
+    alone = _load(exported, runtime="onnx-int8", pad_group=1)
+    assert 0 < abs(alone.predict_proba(texts) - whole).max() < 0.05
+    assert abs(alone.predict_proba(texts[::-1])[::-1] - alone.predict_proba(texts)).max() == 0
+
+
+def test_runtime_without_its_export_falls_back_to_torch(bert_artifacts: Path, caplog):
+    """A checkpoint without the exports (an old archive) still serves, on torch, and says so."""
+    handler = _load(bert_artifacts, runtime="onnx-int8")
+    assert handler.runtime == "torch" and handler.session is None
+    assert BERT_ONNX_INT8_FILE in caplog.text
 
 
 def test_changed_onnx_file_is_refused(exported: Path, tmp_path: Path):
@@ -74,7 +108,7 @@ def test_changed_onnx_file_is_refused(exported: Path, tmp_path: Path):
 
 
 def test_unknown_runtime_is_refused(exported: Path):
-    with pytest.raises(ValueError, match="runtime must be onnx or torch"):
+    with pytest.raises(ValueError, match="runtime must be one of onnx, onnx-int8, torch"):
         _load(exported, runtime="tensorrt")
 
 
