@@ -62,7 +62,7 @@ MODELS: dict[str, ModelSpec] = {
             trainer="scripts.training.train_fast:train",
         ),
         ModelSpec(
-            "sentiment_bert", "bert", "BERT (2 layers)", "bert_handler.py",
+            "sentiment_bert", "bert", "small BERT (distilled)", "bert_handler.py",
             trainer="scripts.training.train_bert:train", committed=BERT_CHECKPOINT,
             prepare="scripts.packaging.bert_onnx:prepare",
         ),

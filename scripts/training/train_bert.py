@@ -513,6 +513,7 @@ def train(
         "command": " ".join(["python -m scripts.training.train_bert", *flags]),
         "max_length": preset.max_len,
         "train_rows": len(train_set[0]),
+        "train_part": "fit",  # the training file minus its validation split
         "validation_rows": len(validation_set[0]),
         "test_rows": len(test_set[0]),
         "pretrain_texts": pretrain_texts,

@@ -67,6 +67,9 @@ def test_tiny_preset_pipeline_learns(bert_artifacts: Path):
     assert metadata["preset"] == "tiny" and metadata["pretrain_texts"] > 0
     assert metadata["transfer_texts"] > 0 and metadata["teacher_test_accuracy"] > 0.65
     assert metadata["test_accuracy"] > 0.65  # ~0.74 measured over seeds; chance is 0.5
+    # the validation split is held out of training, so its calibration fit is on unseen rows
+    assert metadata["train_part"] == "fit"
+    assert metadata["calibration"]["validation_seen_in_training"] is False
     assert set(metadata["artifact_sha256"]) >= {"model.safetensors", "tokenizer.json"}
     tokenizer = load(bert_artifacts)[0].tokenizer
     assert "재밌" in "".join(tokenizer.tokenize("재밌다"))  # Hangul not decomposed into jamo
