@@ -64,7 +64,8 @@ def calibrate(
         **fitted.to_json(),
         "fitted_on": f"validation split of {train_path.name} (scripts.nsmc.read_labelled)",
         "rows": len(texts),
-        # train_fast fits on part="fit"; a model trained on every row has seen these reviews
+        # train_fast and train_bert fit on part="fit"; a model trained on every row has seen
+        # these reviews
         "validation_seen_in_training": metadata.get("train_part") != "fit",
         f"validation_ece_{ECE_BINS}_bins_before": round(before, 4),
         f"validation_ece_{ECE_BINS}_bins_after": round(after, 4),
