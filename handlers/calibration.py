@@ -4,8 +4,8 @@ A model's (p_negative, p_positive) row is turned into its log-odds z, and the
 answer becomes sigmoid(a * z + b).  With a > 0 this is monotone in z; the
 default fit is temperature scaling (b = 0), which keeps every label and so the
 accuracy exactly, and moves only the confidence.  (A fitted b moves the labels
-of texts near z = 0: fitted on reviews the committed BERT was trained on, it
-cost 0.08 points of test accuracy, so it is available but not used.)  Naive
+of texts near z = 0: fitted on reviews an earlier BERT checkpoint was trained
+on, it cost 0.08 points of test accuracy, so it is available but not used.)  Naive
 Bayes needs calibration most: it multiplies evidence as if n-grams were
 independent and claims 0.999 where it is right 87 % of the time.
 
