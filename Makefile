@@ -38,7 +38,7 @@ train: $(STAMP)
 	$(PY) -m scripts.training.train_fast
 
 train-bert: $(STAMP)
-	$(PY) -m scripts.training.train_bert --preset $(or $(PRESET),cpu)
+	$(PY) -m scripts.training.train_bert --preset $(or $(PRESET),cpu-32k)
 
 archive: $(STAMP)
 	$(PY) -m scripts.packaging.build_archive sentiment_fast

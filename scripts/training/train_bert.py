@@ -8,7 +8,7 @@ models and the fine-tuned BERT into the BERT, over the unlabeled reviews
 skips the first two stages and fine-tunes any Hugging Face sequence-
 classification checkpoint instead:
 
-    python -m scripts.training.train_bert --preset cpu --out build/sentiment_bert
+    python -m scripts.training.train_bert --preset cpu-32k --out build/sentiment_bert
     python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
     python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0  # distil
@@ -425,7 +425,7 @@ def init_record(init: str) -> dict | None:
 def train(
     data_dir: Path,
     out_dir: Path,
-    preset_name: str = "cpu",
+    preset_name: str = "cpu-32k",
     init: str | None = None,
     seed: int = 42,
     overrides: dict | None = None,
@@ -553,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-32k")
     parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--finetune-epochs", type=float, help="override the preset (0: skip)")
