@@ -30,7 +30,17 @@ RECOVERY_LIMIT_S = 10  # the issue's bound, from the kill to the first answer af
 def own_server(model_store: Path) -> Iterator[TorchServe]:
     with local_server(model_store, [MODEL], "ts-crash-") as instance:
         Management(instance).scale(MODEL, 1, 1)
+        wait_for_one_ready_worker(instance)
         yield instance
+
+
+def wait_for_one_ready_worker(server: TorchServe, timeout_s: float = 120) -> None:
+    """Scaling down may keep the worker that is still loading the model. Paused there, it
+    holds the request in the queue, not in a batch, and its replacement answers it (200)."""
+    deadline = time.monotonic() + timeout_s
+    while server.model_status(MODEL) != ["READY"]:
+        assert time.monotonic() < deadline, f"workers after scaling: {server.model_status(MODEL)}"
+        time.sleep(0.2)
 
 
 def post(server: TorchServe, text: str) -> int:
