@@ -38,7 +38,7 @@ train: $(STAMP)
 	$(PY) -m scripts.training.train_fast
 
 train-bert: $(STAMP)
-	$(PY) -m scripts.training.train_bert --preset $(or $(PRESET),cpu-32k)
+	$(PY) -m scripts.training.train_bert $(if $(PRESET),--preset $(PRESET))
 
 archive: $(STAMP)
 	$(PY) -m scripts.packaging.build_archive sentiment_fast
