@@ -9,7 +9,7 @@ import pytest
 
 from handlers.bert_handler import SentimentBertHandler
 from scripts.registry import BERT_CHECKPOINT, MODELS
-from scripts.training.train_bert import train
+from scripts.training.train_bert import stack_layers, train
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 
@@ -56,6 +56,38 @@ def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Pat
     assert metadata["init"] == str(random_bert_dir) and metadata["pretrain_texts"] == 0
     assert metadata["init_metadata"] == {"model": "random"}  # the starting point's manifest
     assert metadata["command"].endswith("--distill-epochs 0") and metadata["transfer_texts"] == 0
+    handler, context = load(tmp_path / "out")
+    [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
+    assert status == 200
+
+
+def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
+    """Layers 0..n-1 are copied on top, as separate parameters (training one leaves its twin)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(random_bert_dir)
+    [original] = model.bert.encoder.layer
+    stacked = stack_layers(model, 3).bert.encoder.layer
+    assert len(stacked) == 3 and model.config.num_hidden_layers == 3
+    for layer in stacked:
+        for mine, theirs in zip(layer.parameters(), original.parameters()):
+            assert mine is not theirs and bool((mine == theirs).all())
+    with pytest.raises(ValueError, match="already has 3 layers"):
+        stack_layers(model, 3)
+
+
+def test_stacked_checkpoint_is_distilled_and_recorded(
+    nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path
+):
+    """`--stack-layers 2` on a 1-layer checkpoint: a 2-layer model is distilled, saved, served."""
+    with pytest.raises(ValueError, match="needs distillation"):
+        train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
+              overrides={"distill_epochs": 0}, stack_to=2)  # fmt: skip
+    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2)
+    assert metadata["command"].endswith("--stack-layers 2")
+    assert metadata["description"].startswith("BERT 2 layers / hidden 16")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
     handler, context = load(tmp_path / "out")
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
