@@ -542,10 +542,10 @@ def train(
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
     if stack_to:
         origin += f" (its layers stacked to {stack_to} before distillation)"
-    config = model.config
+    size = f"{model.config.num_hidden_layers} layers / hidden {model.config.hidden_size}"
     metadata = {
         "model": "sentiment_bert",
-        "description": f"BERT {config.num_hidden_layers} layers / hidden {config.hidden_size}, {origin}",
+        "description": f"BERT {size}, {origin}",
         "labels": list(LABELS),
         "test_accuracy": round(accuracy, 4),
         **{key: round(value, 4) for key, value in scores.items()},
