@@ -103,8 +103,36 @@ def test_bert_attributions_agree_with_the_prediction(bert, text: str, label: str
     # integrated gradients: base + scores = the log-odds (the sum rule)
     assert explanation.base + total == pytest.approx(before, abs=0.1)
     top = max(explanation.tokens, key=lambda t: abs(t.score))
-    change = log_odds(handler, without(text, top.spans)) - before
-    assert change * top.score < 0, (top, change)
+    assert (top.score > 0) == (label == "positive")
+
+
+def test_bert_deleting_what_integrated_gradients_credits_moves_the_answer():
+    """Deleting the tokens that carry half of the credit for the label moves the log-odds
+    away from it, on average over the seeds by more than 1.
+
+    Per text this does not hold for the 4-layer checkpoint: it reads a shorter negative
+    review as more negative, so deleting one cue of several (발연기 ... 못보겠다) moves it
+    a little towards the label (-0.09 for the top token; -0.32 for 최악의 in 돈 아깝다 최악의
+    영화, whose other words say the same). Measured means: -2.2 (top half of the credit).
+    """
+    if not (BERT_CHECKPOINT / "metadata.json").exists():
+        pytest.skip("no committed sentiment_bert checkpoint")
+    handler, _ = load(SentimentBertHandler, "sentiment_bert", BERT_CHECKPOINT,
+                      explain_method="integrated_gradients")  # fmt: skip
+    moves = []
+    for text, label in SEEDS:
+        sign = 1 if label == "positive" else -1
+        [explanation] = handler.explain_texts([text])
+        credited = sorted((t for t in explanation.tokens if t.score * sign > 0),
+                          key=lambda t: -abs(t.score))  # fmt: skip
+        half, cut = sum(abs(t.score) for t in credited) / 2, []
+        for token in credited:
+            cut.append(token)
+            if sum(abs(t.score) for t in cut) >= half:
+                break
+        spans = [span for token in cut for span in token.spans]
+        moves.append(sign * (log_odds(handler, without(text, spans)) - log_odds(handler, text)))
+    assert sum(moves) / len(moves) < -1, moves
 
 
 def test_explain_and_predict_requests_share_a_batch(fast):
