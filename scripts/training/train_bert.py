@@ -12,7 +12,7 @@ classification checkpoint instead:
     python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
     python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0  # distil
-    python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --stack-layers 4  # deepen
+    python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --stack-layers 4
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 """
