@@ -55,12 +55,16 @@ def fast(fast_artifacts: Path):
     return load(SentimentFastHandler, "sentiment_fast", fast_artifacts)
 
 
-@pytest.fixture(scope="module", params=["integrated_gradients", "gradient_x_input"])
-def bert(request):
+def committed_bert(explain_method: str):
     if not (BERT_CHECKPOINT / "metadata.json").exists():
         pytest.skip("no committed sentiment_bert checkpoint")
     return load(SentimentBertHandler, "sentiment_bert", BERT_CHECKPOINT,
-                explain_method=request.param)  # fmt: skip
+                explain_method=explain_method)  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["integrated_gradients", "gradient_x_input"])
+def bert(request):
+    return committed_bert(request.param)
 
 
 def test_fast_scores_are_the_naive_bayes_log_odds(fast):
@@ -115,20 +119,18 @@ def test_bert_deleting_what_integrated_gradients_credits_moves_the_answer():
     a little towards the label (-0.09 for the top token; -0.32 for 최악의 in 돈 아깝다 최악의
     영화, whose other words say the same). Measured means: -2.2 (top half of the credit).
     """
-    if not (BERT_CHECKPOINT / "metadata.json").exists():
-        pytest.skip("no committed sentiment_bert checkpoint")
-    handler, _ = load(SentimentBertHandler, "sentiment_bert", BERT_CHECKPOINT,
-                      explain_method="integrated_gradients")  # fmt: skip
+    handler, _ = committed_bert("integrated_gradients")
     moves = []
     for text, label in SEEDS:
         sign = 1 if label == "positive" else -1
         [explanation] = handler.explain_texts([text])
         credited = sorted((t for t in explanation.tokens if t.score * sign > 0),
                           key=lambda t: -abs(t.score))  # fmt: skip
-        half, cut = sum(abs(t.score) for t in credited) / 2, []
+        half, cut, credit = sum(abs(t.score) for t in credited) / 2, [], 0.0
         for token in credited:
             cut.append(token)
-            if sum(abs(t.score) for t in cut) >= half:
+            credit += abs(token.score)
+            if credit >= half:
                 break
         spans = [span for token in cut for span in token.spans]
         moves.append(sign * (log_odds(handler, without(text, spans)) - log_odds(handler, text)))
