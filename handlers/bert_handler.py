@@ -31,7 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE
 from handlers.bert_settings import BertSettings
-from handlers.contract import LABELS, Explanation, TokenScore
+from handlers.contract import Explanation, TokenScore, label_columns
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
 
@@ -74,11 +74,7 @@ class SentimentBertHandler(SentimentHandler):
         self.pad_group = settings.pad_group if self.device.type == "cpu" else 1 << 30
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._torch_model: torch.nn.Module | None = None
-        # Columns in the contract's order, whatever order a checkpoint names its labels in;
-        # unnamed labels (LABEL_0, LABEL_1) are taken as NSMC's 0 = negative, 1 = positive.
-        id2label = AutoConfig.from_pretrained(model_dir).id2label
-        named = {str(label).lower(): int(i) for i, label in id2label.items()}
-        self.columns = [named.get(name, index) for index, name in enumerate(LABELS)]
+        self.columns = label_columns(AutoConfig.from_pretrained(model_dir).id2label)
         self.explain_method = settings.explain_method
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)

@@ -29,6 +29,15 @@ from typing import Any, Mapping, Sequence
 from handlers.text import clean_text
 
 LABELS = ("negative", "positive")
+
+
+def label_columns(id2label: Mapping[int, str]) -> list[int]:
+    """Where each of LABELS sits in a checkpoint's logits, whatever order it names them in.
+
+    Unnamed labels (LABEL_0, LABEL_1) are taken as NSMC's 0 = negative, 1 = positive.
+    """
+    named = {str(label).lower(): int(i) for i, label in id2label.items()}
+    return [named.get(name, index) for index, name in enumerate(LABELS)]
 JSON_CONTENT_TYPE = "application/json"
 SEND_HINT = (
     "send raw text with -H 'Content-Type: text/plain; charset=utf-8' "

@@ -13,6 +13,7 @@ classification checkpoint instead:
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
     python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0  # distil
     python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --stack-layers 4
+    python -m scripts.training.train_bert --init <small dir> --finetune-epochs 0 --teacher <big dir>
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
 """
@@ -30,6 +31,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -49,7 +51,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
-from handlers.contract import LABELS
+from handlers.contract import LABELS, label_columns
 from handlers.text import clean_text
 from scripts.nsmc import (
     UNLABELED_FILE,
@@ -324,20 +326,28 @@ def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device
         run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
 
 
+def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
+    """A separate BERT member for the teacher ensemble (`--teacher`), e.g. a larger model
+    trained on a GPU, whose knowledge a CPU-sized student is distilled from.  Its columns are
+    put in LABELS order, whatever order the checkpoint names its labels in."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+    columns = label_columns(model.config.id2label)
+    return lambda texts: predict_proba(model, tokenizer, texts, max_len, device)[:, columns]
+
+
 def teacher_probabilities(
-    model, tokenizer, train_set, transfer: Sequence[str], test_texts: Sequence[str],
-    preset: Preset, work_dir: Path, device, validation_texts: Sequence[str] = (),
+    bert: teachers.Predict, train_set, transfer: Sequence[str], test_texts: Sequence[str],
+    work_dir: Path, validation_texts: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The teacher ensemble's probabilities on the transfer set and (for the record) the
-    validation and test sets."""
+    """The teacher ensemble's probabilities (n-gram teachers + `bert`) on the transfer set and
+    (for the record) the validation and test sets."""
     cache = work_dir / "teacher.npz"
     if cache.exists():  # resuming
         saved = np.load(cache)
         return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
-    ensemble = teachers.fit_ngram_teachers(*train_set) + [
-        lambda texts: predict_proba(model, tokenizer, texts, preset.max_len, device)
-    ]
+    ensemble = teachers.fit_ngram_teachers(*train_set) + [bert]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
     validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
@@ -454,12 +464,15 @@ def train(
     seed: int = 42,
     overrides: dict | None = None,
     stack_to: int | None = None,
+    teacher: str | None = None,
 ) -> dict:
     """Build the model directory (save_pretrained + metadata.json) and return the metadata.
 
     `overrides` replaces preset fields (e.g. {"finetune_epochs": 0} to only distil an
     already fine-tuned `init` checkpoint). `stack_to`: deepen the model to that many layers
     (`stack_layers`) after the teachers have labelled the transfer set, before distillation.
+    `teacher`: the checkpoint (dir or hub id) that is the ensemble's BERT member instead of
+    the model being trained.
     """
     hf_logging.disable_progress_bar()
     seed_everything(seed)
@@ -467,6 +480,8 @@ def train(
     preset = dataclasses.replace(PRESETS[preset_name], **overrides)
     if stack_to and preset.distill_epochs <= 0:
         raise ValueError("--stack-layers needs distillation (--distill-epochs > 0) to train them")
+    if teacher and preset.distill_epochs <= 0:
+        raise ValueError("--teacher needs distillation (--distill-epochs > 0)")
     device = pick_device()
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -517,10 +532,11 @@ def train(
         scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
         scores["finetuned_validation_accuracy"] = validation_accuracy()
         transfer = teachers.transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
+        bert = (bert_teacher(teacher, preset.max_len, device) if teacher else
+                partial(predict_proba, model, tokenizer, max_len=preset.max_len, device=device))
         targets, teacher_validation, teacher_test = teacher_probabilities(
-            model, tokenizer, train_set, transfer, test_set[0], preset, work_dir, device,
-            validation_set[0],
-        )  # fmt: skip
+            bert, train_set, transfer, test_set[0], work_dir, validation_set[0]
+        )
         scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation_set[1])
         scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])
         print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, teachers "
@@ -538,9 +554,12 @@ def train(
     flags = [f"--preset {preset_name}", f"--seed {seed}"] + ([f"--init {init}"] if init else [])
     flags += [f"--{key.replace('_', '-')} {value}" for key, value in overrides.items()]
     flags += [f"--stack-layers {stack_to}"] if stack_to else []
+    flags += [f"--teacher {teacher}"] if teacher else []
     origin = f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"
     if preset.distill_epochs > 0:
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
+    if teacher:
+        origin += f" (BERT teacher: {teacher})"
     if stack_to:
         origin += f" (its layers stacked to {stack_to} before distillation)"
     size = f"{model.config.num_hidden_layers} layers / hidden {model.config.hidden_size}"
@@ -554,6 +573,8 @@ def train(
         "preset_settings": asdict(preset),
         "init": init,
         "init_metadata": init_record(init) if init else None,
+        "teacher": teacher,
+        "teacher_metadata": init_record(teacher) if teacher else None,
         "seed": seed,
         "command": " ".join(["python -m scripts.training.train_bert", *flags]),
         "max_length": preset.max_len,
@@ -594,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--distill-epochs", type=float, help="override the preset (0: skip)")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
+    parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
+                        "member instead of the model being trained (e.g. a larger one)")
     args = parser.parse_args(argv)
     overrides = {
         key: getattr(args, key)
@@ -603,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(
         lambda: train(
             resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed,
-            overrides, args.stack_layers,
+            overrides, args.stack_layers, args.teacher,
         )  # fmt: skip
     )
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.bert_handler import SentimentBertHandler
 from scripts.registry import BERT_CHECKPOINT, MODELS
-from scripts.training.train_bert import stack_layers, train
+from scripts.training import train_bert
+from scripts.training.train_bert import bert_teacher, predict_proba, stack_layers, train
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
+from tests.checkpoints import TEXTS, save_checkpoint
 from tests.handler_context import make_context, run_batch
 
 CONFIG = MODELS["sentiment_bert"].config_file
@@ -63,7 +67,6 @@ def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Pat
 
 def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
     """Layers 0..n-1 are copied on top, as separate parameters (training one leaves its twin)."""
-    from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(random_bert_dir)
     [original] = model.bert.encoder.layer
@@ -76,16 +79,41 @@ def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
         stack_layers(model, 3)
 
 
+def test_bert_teacher_reads_labels_in_contract_order(tmp_path: Path):
+    """A teacher checkpoint that names its labels (positive, negative) has its columns swapped."""
+    reversed_dir = save_checkpoint("bert", tmp_path / "reversed", reverse_labels=True)
+    tokenizer = AutoTokenizer.from_pretrained(reversed_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(reversed_dir).eval()
+    raw = predict_proba(model, tokenizer, TEXTS, 64, "cpu")
+    assert not np.allclose(raw, raw[:, ::-1], atol=1e-4)  # a swap is visible
+    taught = bert_teacher(str(reversed_dir), 64, "cpu")(TEXTS)
+    np.testing.assert_allclose(taught, raw[:, ::-1], atol=1e-6)
+
+
 def test_stacked_checkpoint_is_distilled_and_recorded(
-    nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path
+    nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`--stack-layers 2` on a 1-layer checkpoint: a 2-layer model is distilled, saved, served."""
-    with pytest.raises(ValueError, match="needs distillation"):
-        train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
-              overrides={"distill_epochs": 0}, stack_to=2)  # fmt: skip
-    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2)
-    assert metadata["command"].endswith("--stack-layers 2")
+    """`--stack-layers 2 --teacher <dir>` on a 1-layer checkpoint: the separate teacher labels
+    the texts, and a 2-layer model is distilled, saved, recorded and served."""
+    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}):
+        with pytest.raises(ValueError, match="needs distillation"):
+            train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
+                  overrides={"distill_epochs": 0}, **flags)  # fmt: skip
+    teacher_dir = save_checkpoint("bert", tmp_path / "teacher")
+    labelled: list[int] = []
+
+    def counting_teacher(checkpoint: str, max_len: int, device) -> train_bert.teachers.Predict:
+        predict = bert_teacher(checkpoint, max_len, device)
+        return lambda texts: labelled.append(len(texts)) or predict(texts)
+
+    monkeypatch.setattr(train_bert, "bert_teacher", counting_teacher)
+    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
+                     teacher=str(teacher_dir))  # fmt: skip
+    assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
+    assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
+    assert metadata["command"].endswith(f"--stack-layers 2 --teacher {teacher_dir}")
     assert metadata["description"].startswith("BERT 2 layers / hidden 16")
+    assert f"(BERT teacher: {teacher_dir})" in metadata["description"]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["num_hidden_layers"] == 2
     handler, context = load(tmp_path / "out")
