@@ -29,6 +29,11 @@ from typing import Any, Mapping, Sequence
 from handlers.text import clean_text
 
 LABELS = ("negative", "positive")
+JSON_CONTENT_TYPE = "application/json"
+SEND_HINT = (
+    "send raw text with -H 'Content-Type: text/plain; charset=utf-8' "
+    "or JSON {\"text\": ...} with -H 'Content-Type: application/json'"
+)
 
 
 def label_columns(id2label: Mapping[int, str]) -> list[int]:
@@ -38,11 +43,6 @@ def label_columns(id2label: Mapping[int, str]) -> list[int]:
     """
     named = {str(label).lower(): int(i) for i, label in id2label.items()}
     return [named.get(name, index) for index, name in enumerate(LABELS)]
-JSON_CONTENT_TYPE = "application/json"
-SEND_HINT = (
-    "send raw text with -H 'Content-Type: text/plain; charset=utf-8' "
-    "or JSON {\"text\": ...} with -H 'Content-Type: application/json'"
-)
 
 
 @dataclass(frozen=True)
