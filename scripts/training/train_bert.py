@@ -31,7 +31,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -326,14 +325,19 @@ def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device
         run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
 
 
-def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
-    """A separate BERT member for the teacher ensemble (`--teacher`), e.g. a larger model
-    trained on a GPU, whose knowledge a CPU-sized student is distilled from.  Its columns are
-    put in LABELS order, whatever order the checkpoint names its labels in."""
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+def bert_member(model, tokenizer, max_len: int, device) -> teachers.Predict:
+    """The teacher ensemble's BERT member: probabilities with columns in LABELS order,
+    whatever order the checkpoint names its labels in."""
     columns = label_columns(model.config.id2label)
     return lambda texts: predict_proba(model, tokenizer, texts, max_len, device)[:, columns]
+
+
+def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
+    """A separate BERT member (`--teacher`), e.g. a larger model trained on a GPU, whose
+    knowledge a CPU-sized student is distilled from."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+    return bert_member(model, tokenizer, max_len, device)
 
 
 def teacher_probabilities(
@@ -533,7 +537,7 @@ def train(
         scores["finetuned_validation_accuracy"] = validation_accuracy()
         transfer = teachers.transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
         bert = (bert_teacher(teacher, preset.max_len, device) if teacher else
-                partial(predict_proba, model, tokenizer, max_len=preset.max_len, device=device))
+                bert_member(model, tokenizer, preset.max_len, device))
         targets, teacher_validation, teacher_test = teacher_probabilities(
             bert, train_set, transfer, test_set[0], work_dir, validation_set[0]
         )

@@ -67,7 +67,6 @@ def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Pat
 
 def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
     """Layers 0..n-1 are copied on top, as separate parameters (training one leaves its twin)."""
-
     model = AutoModelForSequenceClassification.from_pretrained(random_bert_dir)
     [original] = model.bert.encoder.layer
     stacked = stack_layers(model, 3).bert.encoder.layer
