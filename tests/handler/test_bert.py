@@ -7,12 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.bert_handler import SentimentBertHandler
 from scripts.registry import BERT_CHECKPOINT, MODELS
 from scripts.training import train_bert
-from scripts.training.train_bert import bert_teacher, predict_proba, stack_layers, train
+from scripts.training.train_bert import (
+    bert_teacher,
+    predict_proba,
+    stack_layers,
+    train,
+    widen_hidden,
+)
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.checkpoints import TEXTS, save_checkpoint
 from tests.handler_context import make_context, run_batch
@@ -78,6 +85,22 @@ def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
         stack_layers(model, 3)
 
 
+def test_widen_hidden_keeps_what_the_model_computes(random_bert_dir: Path):
+    """Twice the width, the same logits (without noise); the noise makes the copies differ."""
+    model = AutoModelForSequenceClassification.from_pretrained(random_bert_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(random_bert_dir)
+    narrow = predict_proba(model, tokenizer, TEXTS, 64, "cpu")
+    assert not np.allclose(narrow, 0.5, atol=1e-3)  # a random model's answers, not a constant
+    wide = widen_hidden(model, noise=0).eval()
+    config, old = wide.config, model.config
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (
+        2 * old.hidden_size, 2 * old.num_attention_heads, 2 * old.intermediate_size)
+    np.testing.assert_allclose(predict_proba(wide, tokenizer, TEXTS, 64, "cpu"), narrow, atol=1e-5)
+    query = widen_hidden(model).bert.encoder.layer[0].attention.self.query.weight
+    half = old.hidden_size
+    assert not torch.equal(query[:half, :half], query[half:, half:])
+
+
 def test_bert_teacher_reads_labels_in_contract_order(tmp_path: Path):
     """A teacher checkpoint that names its labels (positive, negative) has its columns swapped."""
     reversed_dir = save_checkpoint("bert", tmp_path / "reversed", reverse_labels=True)
@@ -92,9 +115,10 @@ def test_bert_teacher_reads_labels_in_contract_order(tmp_path: Path):
 def test_stacked_checkpoint_is_distilled_and_recorded(
     nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`--stack-layers 2 --teacher <dir>` on a 1-layer checkpoint: the separate teacher labels
-    the texts, and a 2-layer model is distilled, saved, recorded and served."""
-    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}):
+    """`--stack-layers 2 --teacher <dir> --widen` on a 1-layer checkpoint: the separate teacher
+    labels the texts, and a 2-layer model of twice the width is distilled, saved, recorded and
+    served."""
+    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}, {"widen": True}):
         with pytest.raises(ValueError, match="needs distillation"):
             train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
                   overrides={"distill_epochs": 0}, **flags)  # fmt: skip
@@ -107,14 +131,14 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
 
     monkeypatch.setattr(train_bert, "bert_teacher", counting_teacher)
     metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
-                     teacher=str(teacher_dir))  # fmt: skip
+                     teacher=str(teacher_dir), widen=True)  # fmt: skip
     assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
     assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
-    assert metadata["command"].endswith(f"--stack-layers 2 --teacher {teacher_dir}")
-    assert metadata["description"].startswith("BERT 2 layers / hidden 16")
+    assert metadata["command"].endswith(f"--stack-layers 2 --teacher {teacher_dir} --widen")
+    assert metadata["description"].startswith("BERT 2 layers / hidden 32")
     assert f"(BERT teacher: {teacher_dir})" in metadata["description"]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["num_hidden_layers"] == 2
+    assert (config["num_hidden_layers"], config["hidden_size"]) == (2, 32)
     handler, context = load(tmp_path / "out")
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
