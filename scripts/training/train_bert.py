@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -342,17 +343,20 @@ def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
 
 
 def teacher_probabilities(
-    bert: teachers.Predict, train_set, transfer: Sequence[str], test_texts: Sequence[str],
-    work_dir: Path, validation_texts: Sequence[str] = (),
+    load_bert: Callable[[], teachers.Predict], train_set, transfer: Sequence[str],
+    test_texts: Sequence[str], work_dir: Path, validation_texts: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The teacher ensemble's probabilities (n-gram teachers + `bert`) on the transfer set and
-    (for the record) the validation and test sets."""
+    """The teacher ensemble's probabilities (n-gram teachers + the BERT member `load_bert`
+    returns) on the transfer set and (for the record) the validation and test sets.
+
+    The BERT member is loaded only when the labels are not cached: a resumed run does not
+    need the teacher checkpoint (nor the hub, for a hub id) again."""
     cache = work_dir / "teacher.npz"
     if cache.exists():  # resuming
         saved = np.load(cache)
         return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
-    ensemble = teachers.fit_ngram_teachers(*train_set) + [bert]
+    ensemble = teachers.fit_ngram_teachers(*train_set) + [load_bert()]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
     validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
@@ -576,10 +580,10 @@ def train(
         scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
         scores["finetuned_validation_accuracy"] = validation_accuracy()
         transfer = teachers.transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
-        bert = (bert_teacher(teacher, preset.max_len, device) if teacher else
-                bert_member(model, tokenizer, preset.max_len, device))
+        load_bert = (partial(bert_teacher, teacher, preset.max_len, device) if teacher else
+                     partial(bert_member, model, tokenizer, preset.max_len, device))  # fmt: skip
         targets, teacher_validation, teacher_test = teacher_probabilities(
-            bert, train_set, transfer, test_set[0], work_dir, validation_set[0]
+            load_bert, train_set, transfer, test_set[0], work_dir, validation_set[0]
         )
         scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation_set[1])
         scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])

@@ -123,9 +123,11 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
             train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
                   overrides={"distill_epochs": 0}, **flags)  # fmt: skip
     teacher_dir = save_checkpoint("bert", tmp_path / "teacher")
+    loaded: list[str] = []
     labelled: list[int] = []
 
     def counting_teacher(checkpoint: str, max_len: int, device) -> train_bert.teachers.Predict:
+        loaded.append(checkpoint)
         predict = bert_teacher(checkpoint, max_len, device)
         return lambda texts: labelled.append(len(texts)) or predict(texts)
 
@@ -133,6 +135,7 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
     metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
                      teacher=str(teacher_dir), widen=True)  # fmt: skip
     assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
+    assert loaded == [str(teacher_dir)]
     assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
     assert metadata["command"].endswith(f"--stack-layers 2 --teacher {teacher_dir} --widen")
     assert metadata["description"].startswith("BERT 2 layers / hidden 32")
@@ -142,6 +145,10 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
     handler, context = load(tmp_path / "out")
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
+    # a rerun resumes from <out>/work: the cached labels, so the teacher is not loaded again
+    again = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
+                  teacher=str(teacher_dir), widen=True)  # fmt: skip
+    assert loaded == [str(teacher_dir)] and again["test_accuracy"] == metadata["test_accuracy"]
 
 
 def test_tiny_preset_pipeline_learns(bert_artifacts: Path):
