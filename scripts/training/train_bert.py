@@ -425,8 +425,9 @@ def widen_hidden(model, noise: float = 1e-3):
     the model computes (Net2WiderNet, Chen et al. 2016), so distillation starts from what the
     narrow model knows.
 
-    The 4 x 128 student agrees with its teachers on 96 % of its own training texts: it
-    underfits them, and width is what a 4-layer model lacks.  Every unit is copied once, so
+    The 4 x 128 student agrees with its teachers on 96 % of its own training texts, so it
+    looked short of capacity; widened, it fits those texts better but not new ones
+    (docs/models/sentiment_bert.md).  Every unit is copied once, so
     LayerNorm sees the same mean and variance; a Linear layer whose inputs doubled takes half
     of each weight; the copied heads attend exactly like the originals.  `noise` (relative to
     each weight's spread) breaks the copies' symmetry.
