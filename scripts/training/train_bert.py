@@ -525,12 +525,10 @@ def train(
     seed_everything(seed)
     overrides = overrides or {}
     preset = dataclasses.replace(PRESETS[preset_name], **overrides)
-    if stack_to and preset.distill_epochs <= 0:
-        raise ValueError("--stack-layers needs distillation (--distill-epochs > 0) to train them")
-    if widen and preset.distill_epochs <= 0:
-        raise ValueError("--widen needs distillation (--distill-epochs > 0) to train the copies")
-    if teacher and preset.distill_epochs <= 0:
-        raise ValueError("--teacher needs distillation (--distill-epochs > 0)")
+    # each acts on the distillation stage; without it, it would be recorded and do nothing
+    for flag, value in (("--stack-layers", stack_to), ("--teacher", teacher), ("--widen", widen)):
+        if value and preset.distill_epochs <= 0:
+            raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
     device = pick_device()
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
