@@ -9,6 +9,7 @@ student four times as many training examples as the labelled set alone.
 
 from __future__ import annotations
 
+import random
 from typing import Callable, Sequence
 
 import numpy as np
@@ -81,3 +82,24 @@ def transfer_set(
     """
     seen = set(labelled) | set(test)
     return [t for t in dict.fromkeys(unlabeled) if t not in seen]
+
+
+def word_dropout_copies(
+    texts: Sequence[str], copies: int, seed: int = 0, drop: float = 0.2
+) -> list[str]:
+    """`copies` variants of each text of two or more words, each word left out with
+    probability `drop` (at least one kept).
+
+    The teachers label these too, so the student learns their answers on texts near the
+    reviews, not only on the reviews (data augmentation for distillation, as in TinyBERT).
+    """
+    rng = random.Random(seed)
+    variants = []
+    for _ in range(copies):
+        for text in texts:
+            words = text.split()
+            if len(words) < 2:
+                continue
+            kept = [word for word in words if rng.random() >= drop]
+            variants.append(" ".join(kept or [rng.choice(words)]))
+    return variants

@@ -511,6 +511,7 @@ def train(
     stack_to: int | None = None,
     teacher: str | None = None,
     widen: bool = False,
+    augment: int = 0,
 ) -> dict:
     """Build the model directory (save_pretrained + metadata.json) and return the metadata.
 
@@ -519,14 +520,17 @@ def train(
     (`stack_layers`) after the teachers have labelled the transfer set, before distillation.
     `teacher`: the checkpoint (dir or hub id) that is the ensemble's BERT member instead of
     the model being trained. `widen`: double its hidden size (`widen_hidden`), also after the
-    teachers' labelling.
+    teachers' labelling. `augment`: add that many word-dropout copies of each transfer text
+    (`teachers.word_dropout_copies`), labelled by the teachers like the rest.
     """
     hf_logging.disable_progress_bar()
     seed_everything(seed)
     overrides = overrides or {}
     preset = dataclasses.replace(PRESETS[preset_name], **overrides)
     # each acts on the distillation stage; without it, it would be recorded and do nothing
-    for flag, value in (("--stack-layers", stack_to), ("--teacher", teacher), ("--widen", widen)):
+    distillation_flags = {"--stack-layers": stack_to, "--teacher": teacher, "--widen": widen,
+                          "--augment": augment}  # fmt: skip
+    for flag, value in distillation_flags.items():
         if value and preset.distill_epochs <= 0:
             raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
     device = pick_device()
@@ -578,7 +582,11 @@ def train(
     if preset.distill_epochs > 0:
         scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
         scores["finetuned_validation_accuracy"] = validation_accuracy()
-        transfer = teachers.transfer_set(unlabeled, train_set[0] + validation_set[0], test_set[0])
+        labelled = train_set[0] + validation_set[0]
+        transfer = teachers.transfer_set(unlabeled, labelled, test_set[0])
+        if augment:  # variants equal to a labelled or test text are left out too
+            variants = teachers.word_dropout_copies(transfer, augment, seed=seed)
+            transfer = teachers.transfer_set(transfer + variants, labelled, test_set[0])
         load_bert = (partial(bert_teacher, teacher, preset.max_len, device) if teacher else
                      partial(bert_member, model, tokenizer, preset.max_len, device))  # fmt: skip
         targets, teacher_validation, teacher_test = teacher_probabilities(
@@ -605,6 +613,7 @@ def train(
     flags += [f"--stack-layers {stack_to}"] if stack_to else []
     flags += [f"--teacher {teacher}"] if teacher else []
     flags += ["--widen"] if widen else []
+    flags += [f"--augment {augment}"] if augment else []
     origin = f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"
     if preset.distill_epochs > 0:
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
@@ -614,6 +623,8 @@ def train(
         origin += f" (its layers stacked to {stack_to} before distillation)"
     if widen:
         origin += " (widened to twice its hidden size before distillation)"
+    if augment:
+        origin += f" (plus {augment} word-dropout copies of each unlabeled review)"
     size = f"{model.config.num_hidden_layers} layers / hidden {model.config.hidden_size}"
     metadata = {
         "model": "sentiment_bert",
@@ -636,6 +647,7 @@ def train(
         "test_rows": len(test_set[0]),
         "pretrain_texts": pretrain_texts,
         "transfer_texts": len(transfer),
+        "augment_copies": augment,
         "train_file_sha256": sha256_of(train_path),
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
@@ -671,6 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "member instead of the model being trained (e.g. a larger one)")
     parser.add_argument("--widen", action="store_true",
                         help="double the hidden size before distillation (widen_hidden)")
+    parser.add_argument("--augment", type=int, default=0, metavar="N",
+                        help="add N word-dropout copies of each unlabeled review to the "
+                        "transfer set (teachers.word_dropout_copies)")
     args = parser.parse_args(argv)
     overrides = {
         key: getattr(args, key)
@@ -680,7 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(
         lambda: train(
             resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed,
-            overrides, args.stack_layers, args.teacher, args.widen,
+            overrides, args.stack_layers, args.teacher, args.widen, args.augment,
         )  # fmt: skip
     )
 

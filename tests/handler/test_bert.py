@@ -115,10 +115,11 @@ def test_bert_teacher_reads_labels_in_contract_order(tmp_path: Path):
 def test_stacked_checkpoint_is_distilled_and_recorded(
     nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`--stack-layers 2 --teacher <dir> --widen` on a 1-layer checkpoint: the separate teacher
-    labels the texts, and a 2-layer model of twice the width is distilled, saved, recorded and
-    served."""
-    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}, {"widen": True}):
+    """`--stack-layers 2 --teacher <dir> --widen --augment 1` on a 1-layer checkpoint: the
+    separate teacher labels the texts and their word-dropout copies, and a 2-layer model of
+    twice the width is distilled, saved, recorded and served."""
+    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}, {"widen": True},
+                  {"augment": 1}):
         with pytest.raises(ValueError, match="needs distillation"):
             train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
                   overrides={"distill_epochs": 0}, **flags)  # fmt: skip
@@ -133,11 +134,16 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
 
     monkeypatch.setattr(train_bert, "bert_teacher", counting_teacher)
     metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
-                     teacher=str(teacher_dir), widen=True)  # fmt: skip
+                     teacher=str(teacher_dir), widen=True, augment=1)  # fmt: skip
     assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
     assert loaded == [str(teacher_dir)]
     assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
-    assert metadata["command"].endswith(f"--stack-layers 2 --teacher {teacher_dir} --widen")
+    assert metadata["command"].endswith(
+        f"--stack-layers 2 --teacher {teacher_dir} --widen --augment 1")
+    assert metadata["augment_copies"] == 1 and "word-dropout copies" in metadata["description"]
+    limit = train_bert.PRESETS["tiny"].max_pretrain_texts
+    reviews = set(train_bert.read_unlabeled(nsmc_dir / "unlabeled.txt", limit))
+    assert metadata["transfer_texts"] > len(reviews)  # the copies were added
     assert metadata["description"].startswith("BERT 2 layers / hidden 32")
     assert f"(BERT teacher: {teacher_dir})" in metadata["description"]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -147,7 +153,7 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
     assert status == 200
     # a rerun resumes from <out>/work: the cached labels, so the teacher is not loaded again
     again = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
-                  teacher=str(teacher_dir), widen=True)  # fmt: skip
+                  teacher=str(teacher_dir), widen=True, augment=1)  # fmt: skip
     assert loaded == [str(teacher_dir)] and again["test_accuracy"] == metadata["test_accuracy"]
 
 

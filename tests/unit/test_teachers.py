@@ -11,6 +11,7 @@ from scripts.training.teachers import (
     ensemble_proba,
     nbsvm_pipeline,
     transfer_set,
+    word_dropout_copies,
 )
 
 
@@ -47,3 +48,15 @@ def test_ensemble_is_a_normalised_geometric_mean_in_any_chunking():
 def test_transfer_set_drops_labelled_and_test_texts_and_duplicates():
     unlabeled = ["a", "b", "test review", "a", "train review", "c"]
     assert transfer_set(unlabeled, ["train review"], ["test review"]) == ["a", "b", "c"]
+
+
+def test_word_dropout_copies_keep_words_in_order_and_repeat_with_the_seed():
+    texts = ["정말 너무 재밌는 영화 였다 진짜", "최악", "그냥 그래요"]
+    variants = word_dropout_copies(texts, copies=50, seed=1)
+    assert variants == word_dropout_copies(texts, copies=50, seed=1)
+    assert len(variants) == 100  # one-word texts have no variant
+    for variant in variants:
+        words = variant.split()
+        source = next(t.split() for t in texts if set(words) <= set(t.split()))
+        assert words and words == [w for w in source if w in words]  # a subsequence
+    assert any(len(v.split()) < 6 for v in variants[::2])  # words were dropped
