@@ -533,6 +533,8 @@ def train(
     for flag, value in distillation_flags.items():
         if value and preset.distill_epochs <= 0:
             raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
+    if augment < 0:
+        raise ValueError(f"--augment takes a number of copies (>= 0), not {augment}")
     device = pick_device()
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -123,6 +123,8 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
         with pytest.raises(ValueError, match="needs distillation"):
             train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
                   overrides={"distill_epochs": 0}, **flags)  # fmt: skip
+    with pytest.raises(ValueError, match="number of copies"):
+        train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir), augment=-1)
     teacher_dir = save_checkpoint("bert", tmp_path / "teacher")
     loaded: list[str] = []
     labelled: list[int] = []
