@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import transformers
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -36,6 +38,10 @@ DEFAULT_OUT = Path("build/bert_soup")
 
 class IncompatibleCheckpointsError(ValueError):
     """The checkpoints differ in tokenizer, labels or tensor shapes: no average is defined."""
+
+
+class ValidationSeenError(ValueError):
+    """An ingredient was trained on the validation split (or other data): the choice is unfair."""
 
 
 @dataclass
@@ -59,6 +65,21 @@ def check_compatible(directories: Sequence[Path]) -> None:
                 )
 
 
+def check_validation_held_out(directories: Sequence[Path], train_file_sha256: str) -> None:
+    """Each ingredient trained on the fit part of this very training file, so the validation
+    split that picks the ingredients is unseen by all of them."""
+    for directory in directories:
+        manifest = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+        if (manifest.get("train_part"), manifest.get("train_file_sha256")) != (
+            "fit", train_file_sha256
+        ):
+            raise ValidationSeenError(
+                f"{directory} was not trained on the fit part of this training file "
+                f"(train_part {manifest.get('train_part')!r}): the validation split cannot "
+                "judge it fairly"
+            )
+
+
 def _signature(directory: Path) -> tuple:
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     tensors = {name: tuple(t.shape) for name, t in load_file(directory / WEIGHTS_FILE).items()}
@@ -77,8 +98,8 @@ def average(weights: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 def greedy_soup(
     directories: Sequence[Path], validation: tuple[list[str], list[int]], max_len: int
 ) -> tuple[object, object, list[Ingredient], list[Ingredient]]:
-    """The averaged model, its tokenizer, the ingredients kept and those left out."""
-    check_compatible(directories)
+    """The averaged model, its tokenizer, the ingredients kept and those left out
+    (`directories` have passed `check_compatible`)."""
     tokenizer = AutoTokenizer.from_pretrained(directories[0])
     model = AutoModelForSequenceClassification.from_pretrained(directories[0]).eval()
 
@@ -113,6 +134,8 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
     train_path, test_path = ensure_files(data_dir)
     validation = read_labelled(train_path, part="validation")
     test = read_labelled(test_path)
+    check_compatible([Path(d) for d in directories])
+    check_validation_held_out([Path(d) for d in directories], sha256_of(train_path))
     first = json.loads((Path(directories[0]) / METADATA_FILE).read_text(encoding="utf-8"))
     max_len = first.get("max_length", 64)
     model, tokenizer, kept, left_out = greedy_soup(directories, validation, max_len)
@@ -142,13 +165,17 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
         "command": " ".join(["python -m scripts.training.soup", *map(str, directories)]),
         "ingredients": [record(i) for i in kept],
         "left_out": [record(i) for i in left_out],
+        "preset": first.get("preset"),
         "max_length": max_len,
+        "train_rows": first.get("train_rows"),
         "train_part": "fit",
         "validation_rows": len(validation[0]),
         "test_rows": len(test[0]),
         "train_file_sha256": sha256_of(train_path),
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__},  # fmt: skip
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     metadata = write_metadata(out_dir, metadata, BERT_FILES)

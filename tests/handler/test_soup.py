@@ -11,10 +11,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from handlers.artifacts import BERT_FILES, load_verified_metadata, write_metadata
-from scripts.training.soup import IncompatibleCheckpointsError, average, make_soup
+from scripts.training.soup import (
+    IncompatibleCheckpointsError,
+    ValidationSeenError,
+    average,
+    make_soup,
+)
 
 
-def _variant(source: Path, out: Path, noise: float, seed: int) -> Path:
+def _variant(source: Path, out: Path, noise: float, seed: int, **manifest) -> Path:
     """A copy of `source` with Gaussian noise on every weight: another run from the same start."""
     shutil.copytree(source, out)
     generator = torch.Generator().manual_seed(seed)
@@ -23,7 +28,7 @@ def _variant(source: Path, out: Path, noise: float, seed: int) -> Path:
                for name, tensor in load_file(out / "model.safetensors").items()}  # fmt: skip
     save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
     saved = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
-    write_metadata(out, {**saved, "command": f"noise {noise}, seed {seed}"}, BERT_FILES)
+    write_metadata(out, {**saved, "command": f"noise {noise}, seed {seed}", **manifest}, BERT_FILES)
     return out
 
 
@@ -54,3 +59,11 @@ def test_soup_refuses_checkpoints_of_another_start(
     with pytest.raises(IncompatibleCheckpointsError, match="tokenizer"):
         make_soup([bert_artifacts, random_bert_dir], nsmc_dir, tmp_path / "soup")
     assert not (tmp_path / "soup").exists()
+
+
+def test_soup_refuses_an_ingredient_that_trained_on_the_validation_split(
+    bert_artifacts: Path, nsmc_dir: Path, tmp_path: Path
+):
+    every_row = _variant(bert_artifacts, tmp_path / "all", noise=1e-5, seed=3, train_part="all")
+    with pytest.raises(ValidationSeenError, match="fit part"):
+        make_soup([bert_artifacts, every_row], nsmc_dir, tmp_path / "soup")
