@@ -104,7 +104,7 @@ def greedy_soup(
     model = AutoModelForSequenceClassification.from_pretrained(directories[0]).eval()
 
     def score(weights: dict[str, torch.Tensor]) -> float:
-        model.load_state_dict(weights, strict=False)
+        model.load_state_dict(weights)  # strict: a missing tensor must fail
         with torch.no_grad():
             return accuracy_of(predict_proba(model, tokenizer, validation[0], max_len, "cpu"),
                                validation[1])  # fmt: skip
@@ -124,7 +124,7 @@ def greedy_soup(
             kept, best = kept + [candidate], accuracy
         else:
             left_out.append(candidate)
-    model.load_state_dict(average([i.weights for i in kept]), strict=False)
+    model.load_state_dict(average([i.weights for i in kept]))
     return model, tokenizer, kept, left_out
 
 
