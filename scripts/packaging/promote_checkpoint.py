@@ -62,7 +62,7 @@ def promote(source: Path, target: Path = BERT_CHECKPOINT, force: bool = False) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("source", type=Path, help="a train_bert output directory")
+    parser.add_argument("source", type=Path, help="a train_bert or soup output directory")
     parser.add_argument("--target", type=Path, default=BERT_CHECKPOINT)
     parser.add_argument("--force", action="store_true", help="replace even a more accurate one")
     args = parser.parse_args(argv)
