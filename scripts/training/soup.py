@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -23,14 +22,18 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import transformers
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.artifacts import BERT_FILES, METADATA_FILE, sha256_of, write_metadata
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 from scripts.training.calibrate import calibrate
-from scripts.training.train_bert import accuracy_of, init_record, predict_proba
+from scripts.training.train_bert import (
+    accuracy_of,
+    init_record,
+    library_versions,
+    predict_proba,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_OUT = Path("build/bert_soup")
@@ -51,17 +54,31 @@ class Ingredient:
     validation_accuracy: float = 0.0
 
 
-def check_compatible(directories: Sequence[Path]) -> None:
+@dataclass
+class Soup:
+    model: object
+    tokenizer: object
+    kept: list[Ingredient]
+    left_out: list[Ingredient]
+    validation_accuracy: float
+
+
+def load_ingredients(directories: Sequence[Path]) -> list[Ingredient]:
+    """Each checkpoint's weights, read once for the checks and the averaging."""
+    return [Ingredient(Path(d), load_file(Path(d) / WEIGHTS_FILE)) for d in directories]
+
+
+def check_compatible(ingredients: Sequence[Ingredient]) -> None:
     """Same tokenizer, same labels, same tensors: the conditions for averaging at all."""
-    first = directories[0]
+    first = ingredients[0]
     reference = _signature(first)
-    for other in directories[1:]:
+    for other in ingredients[1:]:
         for what, expected, found in zip(("tokenizer", "labels", "tensors"), reference,
                                          _signature(other)):  # fmt: skip
             if expected != found:
                 raise IncompatibleCheckpointsError(
-                    f"{other} and {first} differ in their {what}: only checkpoints trained "
-                    "from one starting checkpoint can be averaged"
+                    f"{other.directory} and {first.directory} differ in their {what}: only "
+                    "checkpoints trained from one starting checkpoint can be averaged"
                 )
 
 
@@ -80,10 +97,10 @@ def check_validation_held_out(directories: Sequence[Path], train_file_sha256: st
             )
 
 
-def _signature(directory: Path) -> tuple:
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    tensors = {name: tuple(t.shape) for name, t in load_file(directory / WEIGHTS_FILE).items()}
-    return sha256_of(directory / "tokenizer.json"), config.get("id2label"), tensors
+def _signature(ingredient: Ingredient) -> tuple:
+    config = json.loads((ingredient.directory / "config.json").read_text(encoding="utf-8"))
+    tensors = {name: tuple(t.shape) for name, t in ingredient.weights.items()}
+    return sha256_of(ingredient.directory / "tokenizer.json"), config.get("id2label"), tensors
 
 
 def average(weights: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -96,12 +113,12 @@ def average(weights: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 
 
 def greedy_soup(
-    directories: Sequence[Path], validation: tuple[list[str], list[int]], max_len: int
-) -> tuple[object, object, list[Ingredient], list[Ingredient]]:
-    """The averaged model, its tokenizer, the ingredients kept and those left out
-    (`directories` have passed `check_compatible`)."""
-    tokenizer = AutoTokenizer.from_pretrained(directories[0])
-    model = AutoModelForSequenceClassification.from_pretrained(directories[0]).eval()
+    ingredients: Sequence[Ingredient], validation: tuple[list[str], list[int]], max_len: int
+) -> Soup:
+    """The averaged model with what it was made of and its validation accuracy
+    (`ingredients` have passed `check_compatible`)."""
+    tokenizer = AutoTokenizer.from_pretrained(ingredients[0].directory)
+    model = AutoModelForSequenceClassification.from_pretrained(ingredients[0].directory).eval()
 
     def score(weights: dict[str, torch.Tensor]) -> float:
         model.load_state_dict(weights)  # strict: a missing tensor must fail
@@ -109,7 +126,6 @@ def greedy_soup(
             return accuracy_of(predict_proba(model, tokenizer, validation[0], max_len, "cpu"),
                                validation[1])  # fmt: skip
 
-    ingredients = [Ingredient(Path(d), load_file(Path(d) / WEIGHTS_FILE)) for d in directories]
     for ingredient in ingredients:
         ingredient.validation_accuracy = score(ingredient.weights)
         print(f"{ingredient.directory}: validation {ingredient.validation_accuracy:.4f}",
@@ -125,7 +141,7 @@ def greedy_soup(
         else:
             left_out.append(candidate)
     model.load_state_dict(average([i.weights for i in kept]))
-    return model, tokenizer, kept, left_out
+    return Soup(model, tokenizer, kept, left_out, best)
 
 
 def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dict:
@@ -134,15 +150,15 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
     train_path, test_path = ensure_files(data_dir)
     validation = read_labelled(train_path, part="validation")
     test = read_labelled(test_path)
-    check_compatible([Path(d) for d in directories])
-    check_validation_held_out([Path(d) for d in directories], sha256_of(train_path))
+    ingredients = load_ingredients(directories)
+    check_compatible(ingredients)
+    check_validation_held_out([i.directory for i in ingredients], sha256_of(train_path))
     first = json.loads((Path(directories[0]) / METADATA_FILE).read_text(encoding="utf-8"))
     max_len = first.get("max_length", 64)
-    model, tokenizer, kept, left_out = greedy_soup(directories, validation, max_len)
+    soup = greedy_soup(ingredients, validation, max_len)
+    model, tokenizer, kept, left_out = soup.model, soup.tokenizer, soup.kept, soup.left_out
+    validation_accuracy = soup.validation_accuracy  # of these very weights, in the greedy pass
     with torch.no_grad():
-        validation_accuracy = accuracy_of(
-            predict_proba(model, tokenizer, validation[0], max_len, "cpu"), validation[1]
-        )
         test_accuracy = accuracy_of(predict_proba(model, tokenizer, test[0], max_len, "cpu"),
                                     test[1])  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,8 +190,7 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
         "train_file_sha256": sha256_of(train_path),
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},  # fmt: skip
+        "versions": library_versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     metadata = write_metadata(out_dir, metadata, BERT_FILES)

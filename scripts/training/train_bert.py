@@ -488,6 +488,16 @@ def accuracy_of(probabilities: np.ndarray, labels: Sequence[int]) -> float:
     return float(np.mean(probabilities.argmax(axis=1) == np.asarray(labels)))
 
 
+def library_versions() -> dict[str, str]:
+    """What a sentiment_bert checkpoint was made with, for its manifest."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
 def init_record(init: str) -> dict | None:
     """What the starting checkpoint says of itself (its own manifest), when it is a local one.
 
@@ -654,12 +664,7 @@ def train(
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
         "device": str(device),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },  # fmt: skip
+        "versions": library_versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     metadata = write_metadata(out_dir, metadata, BERT_FILES)
