@@ -92,6 +92,13 @@ class Preset:
     distill_lr: float = 2e-4
     max_train_rows: int | None = None
     max_pretrain_texts: int | None = None
+    # 0 keeps each stage's historical batch order (seeds 1, 2, 3), so recorded commands
+    # reproduce; another value gives a run its own order (diverse members for a soup)
+    order_seed: int = 0
+
+    def stage_seed(self, stage: int) -> int:
+        """The batch-order seed of stage 1 (pretrain), 2 (finetune) or 3 (distill)."""
+        return stage + 3 * self.order_seed
 
 
 # 2 layers / 128, ~30 min of pre-training + ~15 min fine-tuning on 2 cores, then one
@@ -295,7 +302,7 @@ def pretrain(
     )  # fmt: skip
     model = BertForMaskedLM(config).to(device)
     ids = encode(tokenizer, texts, preset.max_len)
-    order = batches([len(i) for i in ids], preset.pretrain_batch, seed=1)
+    order = batches([len(i) for i in ids], preset.pretrain_batch, seed=preset.stage_seed(1))
 
     def step_loss(_: int) -> torch.Tensor:
         batch_ids, attention = pad([ids[i] for i in next(order)], tokenizer.pad_token_id)
@@ -313,7 +320,7 @@ def pretrain(
 def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device) -> None:
     ids = encode(tokenizer, train_set[0], preset.max_len)
     labels = torch.tensor(train_set[1])
-    order = batches([len(i) for i in ids], preset.finetune_batch, seed=2)
+    order = batches([len(i) for i in ids], preset.finetune_batch, seed=preset.stage_seed(2))
     steps = math.ceil(preset.finetune_epochs * len(ids) / preset.finetune_batch)
 
     def step_loss(_: int) -> torch.Tensor:
@@ -376,7 +383,7 @@ def distill(
     texts = list(train_set[0]) + list(transfer)
     soft = torch.from_numpy(np.concatenate([np.eye(2, dtype=np.float32)[train_set[1]], targets]))
     ids = encode(tokenizer, texts, preset.max_len)
-    order = batches([len(i) for i in ids], preset.distill_batch, seed=3)
+    order = batches([len(i) for i in ids], preset.distill_batch, seed=preset.stage_seed(3))
     steps = math.ceil(preset.distill_epochs * len(ids) / preset.distill_batch)
 
     def step_loss(_: int) -> torch.Tensor:
@@ -684,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--finetune-epochs", type=float, help="override the preset (0: skip)")
     parser.add_argument("--distill-epochs", type=float, help="override the preset (0: skip)")
+    parser.add_argument("--order-seed", type=int,
+                        help="batch order of every stage (default 0: the historical order)")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
     parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
@@ -696,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {
         key: getattr(args, key)
-        for key in ("finetune_epochs", "distill_epochs")
+        for key in ("finetune_epochs", "distill_epochs", "order_seed")
         if getattr(args, key) is not None
     }
     return run_cli(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -63,13 +64,27 @@ def test_padding_does_not_change_answers(random_bert_dir: Path):
 def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path):
     """`--init <dir>` skips tokenizer training and MLM, and fine-tunes the given checkpoint."""
     metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir),
-                     overrides={"distill_epochs": 0})  # fmt: skip
+                     overrides={"distill_epochs": 0, "order_seed": 1})  # fmt: skip
     assert metadata["init"] == str(random_bert_dir) and metadata["pretrain_texts"] == 0
     assert metadata["init_metadata"] == {"model": "random"}  # the starting point's manifest
-    assert metadata["command"].endswith("--distill-epochs 0") and metadata["transfer_texts"] == 0
+    assert metadata["command"].endswith("--distill-epochs 0 --order-seed 1")
+    assert metadata["transfer_texts"] == 0 and metadata["preset_settings"]["order_seed"] == 1
     handler, context = load(tmp_path / "out")
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
+
+
+def test_order_seed_gives_a_run_its_own_batch_order():
+    """Order seed 0 keeps the stages' historical seeds (1, 2, 3: recorded commands reproduce);
+    any other value changes every stage's order, and no two stages or runs share one."""
+    preset = train_bert.PRESETS["tiny"]
+    assert [preset.stage_seed(stage) for stage in (1, 2, 3)] == [1, 2, 3]
+    runs = [dataclasses.replace(preset, order_seed=k) for k in range(4)]
+    seeds = [run.stage_seed(stage) for run in runs for stage in (1, 2, 3)]
+    assert len(set(seeds)) == len(seeds)
+    lengths = [i % 50 for i in range(4096)]
+    first = [next(train_bert.batches(lengths, 16, run.stage_seed(2))) for run in runs]
+    assert len({tuple(batch) for batch in first}) == len(runs)
 
 
 def test_stack_layers_repeats_the_trained_layers(random_bert_dir: Path):
