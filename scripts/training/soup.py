@@ -30,8 +30,8 @@ from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 from scripts.training.calibrate import calibrate
 from scripts.training.train_bert import (
     accuracy_of,
-    init_record,
     library_versions,
+    manifest_summary,
     predict_proba,
 )
 
@@ -51,6 +51,7 @@ class ValidationSeenError(ValueError):
 class Ingredient:
     directory: Path
     weights: dict[str, torch.Tensor]
+    manifest: dict  # its metadata.json
     validation_accuracy: float = 0.0
 
 
@@ -64,8 +65,13 @@ class Soup:
 
 
 def load_ingredients(directories: Sequence[Path]) -> list[Ingredient]:
-    """Each checkpoint's weights, read once for the checks and the averaging."""
-    return [Ingredient(Path(d), load_file(Path(d) / WEIGHTS_FILE)) for d in directories]
+    """Each checkpoint's weights and manifest, read once for the checks, the averaging and
+    the soup's own manifest."""
+    return [
+        Ingredient(Path(d), load_file(Path(d) / WEIGHTS_FILE),
+                   json.loads((Path(d) / METADATA_FILE).read_text(encoding="utf-8")))
+        for d in directories
+    ]  # fmt: skip
 
 
 def check_compatible(ingredients: Sequence[Ingredient]) -> None:
@@ -82,11 +88,11 @@ def check_compatible(ingredients: Sequence[Ingredient]) -> None:
                 )
 
 
-def check_validation_held_out(directories: Sequence[Path], train_file_sha256: str) -> None:
+def check_validation_held_out(ingredients: Sequence[Ingredient], train_file_sha256: str) -> None:
     """Each ingredient trained on the fit part of this very training file, so the validation
     split that picks the ingredients is unseen by all of them."""
-    for directory in directories:
-        manifest = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    for ingredient in ingredients:
+        directory, manifest = ingredient.directory, ingredient.manifest
         if (manifest.get("train_part"), manifest.get("train_file_sha256")) != (
             "fit", train_file_sha256
         ):
@@ -150,44 +156,45 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
     train_path, test_path = ensure_files(data_dir)
     validation = read_labelled(train_path, part="validation")
     test = read_labelled(test_path)
+    train_file_sha256 = sha256_of(train_path)
     ingredients = load_ingredients(directories)
     check_compatible(ingredients)
-    check_validation_held_out([i.directory for i in ingredients], sha256_of(train_path))
-    first = json.loads((Path(directories[0]) / METADATA_FILE).read_text(encoding="utf-8"))
+    check_validation_held_out(ingredients, train_file_sha256)
+    first = ingredients[0].manifest
     max_len = first.get("max_length", 64)
     soup = greedy_soup(ingredients, validation, max_len)
-    model, tokenizer, kept, left_out = soup.model, soup.tokenizer, soup.kept, soup.left_out
-    validation_accuracy = soup.validation_accuracy  # of these very weights, in the greedy pass
     with torch.no_grad():
-        test_accuracy = accuracy_of(predict_proba(model, tokenizer, test[0], max_len, "cpu"),
-                                    test[1])  # fmt: skip
+        test_accuracy = accuracy_of(
+            predict_proba(soup.model, soup.tokenizer, test[0], max_len, "cpu"), test[1]
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    size = f"{model.config.num_hidden_layers} layers / hidden {model.config.hidden_size}"
+    soup.model.save_pretrained(out_dir)
+    soup.tokenizer.save_pretrained(out_dir)
+    config = soup.model.config
+    size = f"{config.num_hidden_layers} layers / hidden {config.hidden_size}"
 
     def record(ingredient: Ingredient) -> dict:
         return {"directory": str(ingredient.directory),
                 "validation_accuracy": round(ingredient.validation_accuracy, 4),
-                "manifest": init_record(str(ingredient.directory))}  # fmt: skip
+                "manifest": manifest_summary(ingredient.manifest)}  # fmt: skip
 
     metadata = {
         "model": "sentiment_bert",
-        "description": f"BERT {size}, the weight average of {len(kept)} checkpoints trained "
+        "description": f"BERT {size}, the weight average of {len(soup.kept)} checkpoints trained "
         "from one starting checkpoint (greedy soup on the validation split)",
         "labels": first.get("labels"),
         "test_accuracy": round(test_accuracy, 4),
-        "validation_accuracy": round(validation_accuracy, 4),
+        "validation_accuracy": round(soup.validation_accuracy, 4),  # measured in the greedy pass
         "command": " ".join(["python -m scripts.training.soup", *map(str, directories)]),
-        "ingredients": [record(i) for i in kept],
-        "left_out": [record(i) for i in left_out],
+        "ingredients": [record(i) for i in soup.kept],
+        "left_out": [record(i) for i in soup.left_out],
         "preset": first.get("preset"),
         "max_length": max_len,
         "train_rows": first.get("train_rows"),
         "train_part": "fit",
         "validation_rows": len(validation[0]),
         "test_rows": len(test[0]),
-        "train_file_sha256": sha256_of(train_path),
+        "train_file_sha256": train_file_sha256,
         "test_file_sha256": sha256_of(test_path),
         "training_seconds": round(time.monotonic() - started, 1),
         "versions": library_versions(),
@@ -195,8 +202,8 @@ def make_soup(directories: Sequence[Path], data_dir: Path, out_dir: Path) -> dic
     }
     metadata = write_metadata(out_dir, metadata, BERT_FILES)
     metadata["calibration"] = calibrate("sentiment_bert", out_dir, data_dir)
-    print(f"soup of {len(kept)}: validation {validation_accuracy:.4f}, test {test_accuracy:.4f};"
-          f" wrote {out_dir}")  # fmt: skip
+    print(f"soup of {len(soup.kept)}: validation {soup.validation_accuracy:.4f}, "
+          f"test {test_accuracy:.4f}; wrote {out_dir}")  # fmt: skip
     return metadata
 
 

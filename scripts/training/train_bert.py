@@ -513,7 +513,11 @@ def init_record(init: str) -> dict | None:
     path = Path(init) / "metadata.json"
     if not path.exists():
         return None
-    saved = json.loads(path.read_text())
+    return manifest_summary(json.loads(path.read_text()))
+
+
+def manifest_summary(saved: dict) -> dict:
+    """The part of a checkpoint's manifest another checkpoint's manifest records about it."""
     keys = ("model", "description", "command", "test_accuracy", "created_at", "init_metadata")
     return {key: saved[key] for key in keys if key in saved}
 
