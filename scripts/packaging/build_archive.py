@@ -72,7 +72,7 @@ def ensure_artifacts(name: str, data_dir: str | None) -> Path:
     except NotTrainedError:
         pass
     artifacts = spec.default_artifacts
-    print(f"training {name} with {spec.trainer} (sentiment_bert: ~70 min on 2 cores) ...")
+    print(f"training {name} with {spec.trainer} (sentiment_bert: over an hour on 2 cores) ...")
     entry_point(spec.trainer)(resolve_data_dir(data_dir), artifacts)
     return artifacts
 

@@ -8,7 +8,7 @@ models and the fine-tuned BERT into the BERT, over the unlabeled reviews
 skips the first two stages and fine-tunes any Hugging Face sequence-
 classification checkpoint instead:
 
-    python -m scripts.training.train_bert --out build/sentiment_bert    # cpu-4x128, ~70 min
+    python -m scripts.training.train_bert --out build/sentiment_bert    # cpu-4x128, over an hour
     python -m scripts.training.train_bert --teacher <better dir>        # its BERT member
     python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
@@ -126,12 +126,13 @@ PRESETS = {
         max_pretrain_texts=4000,
     ),
     "cpu": CPU,
-    # the default: `cpu` with a 32k vocabulary, the same cost per token when served (a bigger
+    # `cpu` with a 32k vocabulary, the same cost per token when served (a bigger
     # embedding lookup), more whole words and fewer fragments of misspelt or unspaced ones
     "cpu-32k": dataclasses.replace(CPU, vocab_size=32000),
     # the served size (4 layers / 128) pre-trained as such, not stacked from 2 layers: 2.4x
     # the masked-LM sequences of `cpu` (24k steps x 64, ~2.4 passes over the reviews), then
-    # 2 fine-tuning and 2 distillation epochs; ~75 min on 2 cores (AMD EPYC, 2026-11-30)
+    # 2 fine-tuning and 2 distillation epochs. The default: 69 min on 2 cores (AMD EPYC,
+    # 2026-11-30; earlier machines of this kind served 2.7x slower); resumes from work/
     "cpu-4x128": dataclasses.replace(
         CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2
     ),
