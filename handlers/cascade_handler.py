@@ -65,12 +65,22 @@ class SentimentCascadeHandler(SentimentHandler):
         batch.models = [BOTH if sent else FAST_ONLY for sent in escalated]
 
     def explain_texts(self, texts: list[str]) -> list[Explanation]:
+        """Texts not yet answered (in-process callers): route them, then explain."""
+        return self.explain_routed(texts, self.route(texts)[1])
+
+    def explain_decided(self, batch: Batch, wanted: list[bool]) -> list[Explanation]:
+        """The batch's own routing (`decide` filled `models`): neither model runs twice."""
+        chosen = [(text, len(models) > 1)
+                  for text, models, w in zip(batch.texts, batch.models, wanted) if w]  # fmt: skip
+        texts, escalated = [text for text, _ in chosen], [sent for _, sent in chosen]
+        return self.calibrate_explanations(self.explain_routed(texts, escalated))
+
+    def explain_routed(self, texts: list[str], escalated: Sequence[bool]) -> list[Explanation]:
         """The explanation of whoever decided: fast's, or both weighted as their log-odds are.
 
         Both models' scores are in calibrated log-odds, so the weighted scores (and
         bases) explain the combined log-odds with the same sum rule as their parts.
         """
-        _, escalated = self.route(texts)
         fast = self.fast.explanations(texts)
         unsure = [text for text, sent in zip(texts, escalated) if sent]
         bert = iter(self.bert.explanations(unsure) if unsure else [])

@@ -98,7 +98,11 @@ class SentimentHandler(BaseHandler, ABC):
         return self.calibration.apply(self.predict_proba(texts))
 
     def explanations(self, texts: list[str]) -> list[Explanation]:
-        """explain_texts in the calibrated log-odds the answers report.
+        """explain_texts in the calibrated log-odds the answers report."""
+        return self.calibrate_explanations(self.explain_texts(texts))
+
+    def calibrate_explanations(self, explanations: list[Explanation]) -> list[Explanation]:
+        """Raw explanations in calibrated log-odds.
 
         Calibration is affine in the log-odds, so scores scale by its slope and the
         base takes the rest: a sum rule that held for the raw log-odds still holds.
@@ -110,8 +114,16 @@ class SentimentHandler(BaseHandler, ABC):
                 [TokenScore(t.token, scale * t.score, t.spans) for t in explanation.tokens],
                 None if explanation.base is None else scale * explanation.base + shift,
             )
-            for explanation in self.explain_texts(texts)
+            for explanation in explanations
         ]
+
+    def explain_decided(self, batch: Batch, wanted: list[bool]) -> list[Explanation]:
+        """Explanations of the `wanted` texts of a batch that `decide` has already answered.
+
+        A hook so a composed handler explains with the routing `decide` chose
+        instead of running its models again.
+        """
+        return self.explanations([text for text, w in zip(batch.texts, wanted) if w])
 
     def _content_type(self, idx: int) -> str | None:
         """The body's content type (a per-parameter header), else the request's own header."""
@@ -147,7 +159,7 @@ class SentimentHandler(BaseHandler, ABC):
             self.decide(batch)
             wanted = self._wants_explanation(batch)
             if any(wanted):
-                explained = iter(self.explanations([t for t, w in zip(batch.texts, wanted) if w]))
+                explained = iter(self.explain_decided(batch, wanted))
                 batch.explanations = [next(explained) if w else None for w in wanted]
         self._seconds["Inference"] = time.perf_counter() - started
         return batch

@@ -43,7 +43,7 @@ class Scripted(SentimentHandler):
 
     def __init__(self, name: str, answers: dict[str, float]) -> None:
         super().__init__()
-        self.name, self.answers, self.calls = name, answers, []
+        self.name, self.answers, self.calls, self.explained = name, answers, [], []
         self.calibration = Calibration()
 
     def load_model(self, *args) -> None:  # nothing to load
@@ -57,6 +57,7 @@ class Scripted(SentimentHandler):
         return [[1 - self.p(t), self.p(t)] for t in texts]
 
     def explain_texts(self, texts: list[str]) -> list[Explanation]:
+        self.explained.append(list(texts))
         return [Explanation(self.name, [TokenScore(t[:2], logit(self.p(t)), ((0, 2),))], 0.0)
                 for t in texts]  # fmt: skip
 
@@ -113,6 +114,21 @@ def test_explanations_come_from_the_models_that_decided():
     # the weighted parts add up to the combined log-odds, as each part did to its own
     p = unsure["probabilities"]["positive"]
     assert unsure["base"] + sum(scores) == pytest.approx(logit(p), abs=1e-4)
+
+
+def test_explanation_requests_reuse_the_batch_routing():
+    """decide() already scored the batch: explaining it must not run either model again."""
+    handler, context = scripted_cascade(threshold=0.8)
+    asked = [({"body": {"text": [SURE, UNSURE]}}, "application/json"),
+             ({"body": {"text": [LEANING, SURE]}}, "application/json")]  # fmt: skip
+    results = run_batch(handler, context, asked, explain=[True, False])
+    assert [status for status, _, _ in results] == [200, 200]
+    assert handler.fast.calls == [[SURE, UNSURE, LEANING, SURE]]
+    assert handler.bert.calls == [[UNSURE, LEANING]]
+    assert handler.fast.explained == [[SURE, UNSURE]] and handler.bert.explained == [[UNSURE]]
+    explained, predicted = (json.loads(body) for _, body, _ in results)
+    assert [a["models"] for a in explained] == [[FAST], [FAST, BERT]]
+    assert "tokens" in explained[1] and "tokens" not in predicted[0]
 
 
 def test_mixed_batch_keeps_errors_and_answers_per_request():
