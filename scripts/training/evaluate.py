@@ -214,13 +214,46 @@ def choose(
     return min(good, key=lambda p: (p.share, -p.accuracy)), grid
 
 
+SETTINGS = ("threshold", "bert_weight")
+
+
+class CascadeConfigError(ValueError):
+    """model-config.yaml is not in the shape write_cascade_config can rewrite without loss."""
+
+
+def parse_cascade_config(text: str, path: Path) -> dict:
+    """The parsed file; refused unless it is YAML with a `handler:` holding both settings."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CascadeConfigError(f"{path}: not valid YAML, left unchanged: {error}") from None
+    handler = parsed.get("handler") if isinstance(parsed, dict) else None
+    if not isinstance(handler, dict) or any(key not in handler for key in SETTINGS):
+        raise CascadeConfigError(f"{path}: no `handler:` mapping with {' and '.join(SETTINGS)}; "
+                                 "left unchanged")  # fmt: skip
+    return parsed
+
+
 def write_cascade_config(point: Point, path: Path = CASCADE_CONFIG) -> None:
-    """Set threshold and bert_weight in model-config.yaml, keeping its comments."""
+    """Set threshold and bert_weight in model-config.yaml, keeping every other line and comment.
+
+    A text edit (a YAML dump would drop the comments), so it is checked both ways: the file
+    must parse before, and after the edit must parse to the same settings but those two.
+    """
     text = path.read_text(encoding="utf-8")
-    for key, value in (("threshold", point.threshold), ("bert_weight", point.bert_weight)):
-        text, count = re.subn(rf"^(  {key}:) .*$", rf"\g<1> {value:g}", text, flags=re.M)
+    expected = parse_cascade_config(text, path)
+    values = {"threshold": point.threshold, "bert_weight": point.bert_weight}
+    expected["handler"].update(values)
+    for key, value in values.items():
+        line = rf"^(  {key}:)[ \t]*[^#\n]*?([ \t]+#.*)?$"  # keeps a trailing comment
+        text, count = re.subn(line, rf"\g<1> {value:g}\g<2>", text, flags=re.M)
         if count != 1:
-            raise ValueError(f"{path}: expected one '  {key}:' line, found {count}")
+            raise CascadeConfigError(f"{path}: expected one '  {key}:' line, found {count}; "
+                                     "left unchanged")  # fmt: skip
+    if parse_cascade_config(text, path) != expected:
+        changed = " and ".join(SETTINGS)
+        raise CascadeConfigError(f"{path}: the edited text would not parse to the same settings "
+                                 f"with only {changed} changed; left unchanged")  # fmt: skip
     path.write_text(text, encoding="utf-8")
 
 
@@ -234,6 +267,8 @@ def choose_cascade(data_dir: Path, bert_weight: float | None = None) -> Point:
     A BERT trained on the validation rows looks better there than it is: its weight
     must then be fixed a priori (0.5: two calibrated models, equal say), not fitted.
     """
+    # refuse a file it could not rewrite before minutes of scoring, not after
+    parse_cascade_config(CASCADE_CONFIG.read_text(encoding="utf-8"), CASCADE_CONFIG)
     scored = score_components(data_dir, "validation")
     point, _ = choose(scored, WEIGHTS if bert_weight is None else [bert_weight])
     write_cascade_config(point)
@@ -331,7 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = " ".join(argv or sys.argv[1:])
     command = f"{prefix}.venv/bin/python -m scripts.training.evaluate {arguments}"
     if args.report == "choose":
-        choose_cascade(data_dir, args.bert_weight)
+        try:
+            choose_cascade(data_dir, args.bert_weight)
+        except CascadeConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     else:
         REPORTS[args.report](data_dir, command)
     return 0
