@@ -31,7 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE
 from handlers.bert_settings import BertSettings
-from handlers.contract import Explanation, TokenScore, label_columns
+from handlers.contract import Explanation, TokenScore, checkpoint_labels, columns_of, label_names
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
 
@@ -57,6 +57,14 @@ def _onnx_session(path: Path, threads: int) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def served_labels(metadata: Mapping[str, Any], id2label: Mapping[Any, str]) -> list[str]:
+    """Labels by logit column: as the build recorded them (build_archive's --labels overrides
+    the config there), else the config's own names; unknown names raise, never guessed."""
+    if "labels" in metadata:
+        return label_names(metadata["labels"])
+    return checkpoint_labels(id2label)
+
+
 class SentimentBertHandler(SentimentHandler):
     required_files = BERT_FILES
 
@@ -74,7 +82,8 @@ class SentimentBertHandler(SentimentHandler):
         self.pad_group = settings.pad_group if self.device.type == "cpu" else 1 << 30
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._torch_model: torch.nn.Module | None = None
-        self.columns = label_columns(AutoConfig.from_pretrained(model_dir).id2label)
+        checkpoint = AutoConfig.from_pretrained(model_dir)
+        self.columns = columns_of(served_labels(self.metadata, checkpoint.id2label))
         self.explain_method = settings.explain_method
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)

@@ -36,13 +36,53 @@ SEND_HINT = (
 )
 
 
-def label_columns(id2label: Mapping[int, str]) -> list[int]:
-    """Where each of LABELS sits in a checkpoint's logits, whatever order it names them in.
+# What checkpoints call their two classes (case-insensitive), as LABELS names.  LABEL_0 / 0
+# are unnamed classes: taken as NSMC's 0 = negative, 1 = positive.
+LABEL_SYNONYMS = {
+    **dict.fromkeys(("negative", "neg", "0", "label_0", "부정"), "negative"),
+    **dict.fromkeys(("positive", "pos", "1", "label_1", "긍정"), "positive"),
+}
+LABELS_FLAG = "--labels"  # scripts.packaging.build_archive: states each checkpoint index's label
 
-    Unnamed labels (LABEL_0, LABEL_1) are taken as NSMC's 0 = negative, 1 = positive.
+
+class UnknownLabelsError(ValueError):
+    """A checkpoint's label names say nothing certain about which column is which.
+
+    Guessing served a (pos, neg) checkpoint inverted without a word, so its order
+    must be stated instead, and the message says how.
     """
-    named = {str(label).lower(): int(i) for i, label in id2label.items()}
-    return [named.get(name, index) for index, name in enumerate(LABELS)]
+
+    def __init__(self, found: Sequence[str]) -> None:
+        known = "/".join(sorted(set(LABEL_SYNONYMS)))
+        super().__init__(
+            f"cannot tell which label is which from the checkpoint's labels {list(found)} "
+            f"(index 0, 1; names read: {known}); state them in index order with "
+            f"`{LABELS_FLAG} negative,positive` (or `{LABELS_FLAG} positive,negative`)"
+        )
+        self.found = list(found)
+
+
+def label_names(names: Sequence[Any]) -> list[str]:
+    """Each column's name as one of LABELS, in column order; UnknownLabelsError if not both."""
+    read = [LABEL_SYNONYMS.get(str(name).strip().lower()) for name in names]
+    if sorted(label or "" for label in read) != sorted(LABELS):
+        raise UnknownLabelsError([str(name) for name in names])
+    return read
+
+
+def checkpoint_labels(id2label: Mapping[Any, str]) -> list[str]:
+    """A checkpoint config's id2label as LABELS names by column (keys may be "0" or 0)."""
+    return label_names([id2label[key] for key in sorted(id2label, key=int)])
+
+
+def columns_of(labels: Sequence[str]) -> list[int]:
+    """Where each of LABELS sits in the logits of a model whose columns are `labels`."""
+    return [list(labels).index(name) for name in LABELS]
+
+
+def label_columns(id2label: Mapping[Any, str]) -> list[int]:
+    """Where each of LABELS sits in a checkpoint's logits, whatever order it names them in."""
+    return columns_of(checkpoint_labels(id2label))
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,9 @@ class SentimentHandler(BaseHandler, ABC):
 
     def describe_handle(self) -> str:
         """`GET /models/<name>?customized=true`: what was trained, on what, and how well."""
-        keys = ("model", "description", "labels", "test_accuracy", "seed_baseline_accuracy",
-                "train_rows", "train_file_sha256", "created_at", "preset", "versions",
-                "calibration")  # fmt: skip
+        keys = ("model", "description", "labels", "label_source", "test_accuracy",
+                "seed_baseline_accuracy", "train_rows", "train_file_sha256", "created_at",
+                "preset", "versions", "calibration")  # fmt: skip
         described = {key: self.metadata[key] for key in keys if key in self.metadata}
         described["model_version"] = (self.manifest or {}).get("model", {}).get("modelVersion")
         return json.dumps(described)

@@ -5,34 +5,51 @@ The project's own training script writes that manifest; a checkpoint made
 elsewhere (a plain `save_pretrained` directory, e.g. fine-tuned from a hub
 model) has none, so the build step writes one into its staged copy: where it
 came from, its label order as the handler will read it, and the hashes.
+
+The label order recorded is the one the handler serves by (handlers.contract reads
+it): the config's id2label when its names are ones the project knows, else the order
+stated with build_archive's `--labels`, which also overrides known names.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
-from handlers.artifacts import BERT_FILES, METADATA_FILE, write_metadata
-from handlers.contract import LABELS
+from handlers.artifacts import BERT_FILES, METADATA_FILE, update_metadata, write_metadata
+from handlers.contract import LABELS_FLAG, checkpoint_labels, label_names
+
+CONFIG_LABELS = "config.json id2label"  # label_source: the checkpoint's own names
+STATED_LABELS = f"build_archive {LABELS_FLAG}"  # label_source: the order stated at build
 
 
 class NotAClassifierError(ValueError):
     """The directory is not a two-label sequence-classification checkpoint."""
 
 
-def label_order(id2label: dict) -> list[str]:
-    """Labels by output column: the checkpoint's names, or NSMC's order when they are unnamed."""
-    names = [str(id2label[key]).lower() for key in sorted(id2label, key=int)]
-    if sorted(names) == sorted(LABELS):
-        return names
-    return list(LABELS)  # LABEL_0 / LABEL_1: taken as NSMC's 0 = negative, 1 = positive
+def label_order(
+    id2label: Mapping[Any, str], stated: Sequence[str] | None = None
+) -> tuple[list[str], str]:
+    """Labels by output column and where that order came from: `stated` (--labels) wins.
+
+    Names the project does not know raise UnknownLabelsError: a guess served a
+    (pos, neg) checkpoint inverted.
+    """
+    if stated is None:
+        return checkpoint_labels(id2label), CONFIG_LABELS
+    if len(stated) != len(id2label):
+        raise ValueError(f"{LABELS_FLAG} names {len(stated)} labels; the checkpoint has "
+                         f"{len(id2label)} (index order, e.g. {LABELS_FLAG} negative,positive)")
+    return label_names(stated), STATED_LABELS
 
 
-def write_manifest(model_dir: Path, source: str) -> dict:
+def write_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = None) -> dict:
     """metadata.json for a checkpoint that has none (the tokenizer saved as tokenizer.json).
 
     Written into `model_dir`, which must be a copy (the build's staging directory):
-    the original checkpoint is never modified.
+    the original checkpoint is never modified.  `labels`: the order stated at build.
     """
     from transformers import AutoConfig, AutoTokenizer
 
@@ -44,10 +61,12 @@ def write_manifest(model_dir: Path, source: str) -> dict:
         )
     if not (model_dir / "tokenizer.json").exists():  # slow-tokenizer files only (vocab.txt)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(model_dir)
+    order, label_source = label_order(config.id2label, labels)
     metadata = {
         "model": "sentiment_bert",
         "description": f"{config.model_type} checkpoint from {source} (manifest written at build)",
-        "labels": label_order(config.id2label),
+        "labels": order,
+        "label_source": label_source,
         "source": source,
         "architectures": config.architectures,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -55,7 +74,27 @@ def write_manifest(model_dir: Path, source: str) -> dict:
     return write_metadata(model_dir, metadata, BERT_FILES)
 
 
-def ensure_manifest(model_dir: Path, source: str) -> None:
-    """Write the manifest of a foreign checkpoint; keep the project's own where it exists."""
+def ensure_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = None) -> None:
+    """Write the manifest of a foreign checkpoint; keep the project's own where it exists.
+
+    An existing manifest gets the stated `labels` where given, and has its label order
+    checked either way, so every archive refuses at build what the handler cannot read.
+    """
     if not (model_dir / METADATA_FILE).exists():
-        write_manifest(model_dir, source)
+        write_manifest(model_dir, source, labels)
+    else:
+        record_labels(model_dir, labels)
+
+
+def record_labels(model_dir: Path, labels: Sequence[str] | None) -> dict:
+    """The existing manifest's label order: stated, recorded at training, or the config's."""
+    from transformers import AutoConfig
+
+    metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    id2label = AutoConfig.from_pretrained(model_dir).id2label
+    if labels is None and "labels" in metadata:
+        order = label_names(metadata["labels"])
+        source = metadata.get("label_source", "metadata.json")
+    else:
+        order, source = label_order(id2label, labels)
+    return update_metadata(model_dir, {"labels": order, "label_source": source})

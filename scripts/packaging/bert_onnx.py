@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import onnxruntime
@@ -121,8 +121,9 @@ def quantize_int8(model_dir: Path) -> dict:
     return add_artifact(model_dir, BERT_ONNX_INT8_FILE, {"onnx_int8": method})
 
 
-def prepare(stage: Path, source: Path) -> dict:
-    """The archive's build step: a foreign checkpoint gets its manifest, every one its exports."""
-    ensure_manifest(stage, str(source))
+def prepare(stage: Path, source: Path, labels: Sequence[str] | None = None) -> dict:
+    """The archive's build step: a foreign checkpoint gets its manifest, every one its exports
+    and its label order checked (`labels`: stated with build_archive's --labels)."""
+    ensure_manifest(stage, str(source), labels)
     export(stage)
     return quantize_int8(stage)

@@ -7,6 +7,11 @@ of the model dir, which TorchServe puts on sys.path), so the handler imports
     python -m scripts.packaging.build_archive sentiment_fast --artifacts build/sentiment_fast
     python -m scripts.packaging.build_archive sentiment_fast --version 2.0  # a _v2.0.mar
     python -m scripts.packaging.build_archive sentiment     # the cascade: both models' artifacts
+    python -m scripts.packaging.build_archive sentiment_bert --artifacts DIR --labels pos,neg
+
+`--labels` states which checkpoint index is which label (index order), for a checkpoint
+whose config names them in words the project does not read (the build refuses those),
+or names them wrongly: it overrides the config, and metadata.json records the order used.
 
 A version other than the default 1.0 gets its own file, `<model>_v<version>.mar`, holding
 model name `<model>`: `scripts.ops.manage register sentiment_fast_v2.0.mar` adds it beside the
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from handlers.artifacts import METADATA_FILE, write_metadata
-from handlers.contract import LABELS
+from handlers.contract import LABELS, UnknownLabelsError
 from scripts.nsmc import resolve_data_dir
 from scripts.registry import (
     DEFAULT_STORE,
@@ -90,11 +95,13 @@ def build_archive(
     archive_name: str | None = None,
     config_file: Path | None = None,
     model_name: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Path:
     """Write `<store>/<archive_name or spec.name>.mar` and return its path.
 
     The archive registers as `model_name` (default: the archive's name) unless told otherwise.
     `config_file` replaces the model's archive/<name>/model-config.yaml (benchmarks).
+    `labels`: each checkpoint index's label, overriding its config (models with a build step).
     """
     artifacts = artifacts or spec.default_artifacts
     store.mkdir(parents=True, exist_ok=True)
@@ -108,7 +115,7 @@ def build_archive(
         if spec.components:
             _stage_composed(spec, artifacts, stage)
         else:
-            _stage(spec, artifacts, stage)
+            _stage(spec, artifacts, stage, labels)
         command = [
             _archiver(),
             "--model-name", model_name or archive_name,
@@ -150,7 +157,9 @@ def describe_existing(archive: Path) -> str:
             "until it is registered again")  # fmt: skip
 
 
-def _stage(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
+def _stage(
+    spec: ModelSpec, artifacts: Path, stage: Path, labels: Sequence[str] | None = None
+) -> None:
     """Copy a model's artifacts into `stage` and add its build-time ones."""
     if not artifacts.is_dir():
         raise FileNotFoundError(f"no artifacts at {artifacts}; train the model first")
@@ -158,8 +167,11 @@ def _stage(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
     for item in artifacts.iterdir():
         if item.is_file():  # sub-directories are training state (work/), not artifacts
             shutil.copy2(item, stage / item.name)
+    if labels is not None and spec.prepare is None:
+        raise ValueError(f"{spec.name} has no build step that reads labels")
     if spec.prepare is not None:
-        entry_point(spec.prepare)(stage, artifacts.resolve())
+        stated = {} if labels is None else {"labels": labels}
+        entry_point(spec.prepare)(stage, artifacts.resolve(), **stated)
 
 
 def _stage_composed(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
@@ -175,6 +187,11 @@ def _stage_composed(spec: ModelSpec, artifacts: Path, stage: Path) -> None:
                            "components": described}, [])  # fmt: skip
 
 
+def _label_list(value: str) -> list[str]:
+    """`--labels negative,positive` -> ["negative", "positive"] (read, not yet checked)."""
+    return [name.strip() for name in value.split(",")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", choices=sorted(MODELS))
@@ -183,12 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default=DEFAULT_VERSION,
                         help=f"model version; other than {DEFAULT_VERSION}: its own file "
                         "<model>_v<version>.mar")  # fmt: skip
+    parser.add_argument("--labels", type=_label_list, metavar="LABEL,LABEL",
+                        help="the checkpoint's labels in index order, e.g. negative,positive "
+                        "(overrides its config.json; sentiment_bert)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.labels is not None and MODELS[args.model].prepare is None:
+        parser.error(f"--labels: {args.model} is not built from a checkpoint")
     name = versioned_name(args.model, args.version)
     print(describe_existing(args.store / f"{name}.mar"))
     artifacts = args.artifacts or ensure_artifacts(args.model, None)
-    path = build_archive(MODELS[args.model], artifacts, args.store, args.version, name,
-                         model_name=args.model)  # fmt: skip
+    try:
+        path = build_archive(MODELS[args.model], artifacts, args.store, args.version, name,
+                             model_name=args.model, labels=args.labels)  # fmt: skip
+    except UnknownLabelsError as err:
+        parser.error(str(err))
     print(f"wrote {path}: {args.model} version {args.version}" + (
         "; a start (`make serve`) loads it" if args.version == DEFAULT_VERSION else
         f"; register it beside the serving version: `.venv/bin/python -m scripts.ops.manage "

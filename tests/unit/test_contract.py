@@ -13,6 +13,9 @@ from handlers.contract import (
     Limits,
     ParsedRequest,
     RequestError,
+    UnknownLabelsError,
+    checkpoint_labels,
+    columns_of,
     decode_batch,
     decode_request,
     encode_batch,
@@ -190,3 +193,25 @@ def test_json_that_is_not_an_object_is_refused(value):
         with pytest.raises(RequestError) as raised:
             decode_request(request, LIMITS, content_type)
         assert raised.value.error_type == "InvalidBody", raised.value.message
+
+
+SYNONYMS = [("neg", "pos"), ("NEGATIVE", "Positive"), ("0", "1"), ("LABEL_0", "LABEL_1"),
+            ("부정", "긍정"), (" Neg ", "POS")]  # fmt: skip
+
+
+@pytest.mark.parametrize("negative,positive", SYNONYMS)
+def test_known_label_names_are_read_in_either_order(negative, positive):
+    """A checkpoint's column names, whichever common words and order, as LABELS by column."""
+    assert checkpoint_labels({0: negative, 1: positive}) == ["negative", "positive"]
+    assert checkpoint_labels({"0": positive, "1": negative}) == ["positive", "negative"]
+    assert columns_of(checkpoint_labels({"0": positive, "1": negative})) == [1, 0]
+
+
+@pytest.mark.parametrize("names", [("bad", "good"), ("neg", "neg"), ("pos", "LABEL_1"),
+                                   ("negative", "positive", "neutral")])  # fmt: skip
+def test_unknown_or_ambiguous_label_names_are_refused_with_the_flag(names):
+    """Refused, never guessed: the message names what was found and how to state the order."""
+    with pytest.raises(UnknownLabelsError) as raised:
+        checkpoint_labels(dict(enumerate(names)))
+    message = str(raised.value)
+    assert str(list(names)) in message and "--labels negative,positive" in message
