@@ -174,6 +174,7 @@ def test_failed_rollout_leaves_old_version_serving(
     err = capsys.readouterr().err
     assert code == 1
     assert "rollout failed at step 'smoke test'" in err and "2.0 is still the default" in err
+    assert "on the first 300 validation reviews of" in err and "ratings_test" not in err
     assert Management(ops_server).versions(MODEL) == ["2.0"]  # 3.0 was unregistered again
     assert not (ops_server.model_store / "sentiment_fast_v3.mar").exists()
     assert answer(ops_server) == rolled_out.after
