@@ -35,19 +35,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tokenizers
 import torch
 import transformers
 from tokenizers import BertWordPieceTokenizer
-from tqdm import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertForMaskedLM,
     PreTrainedTokenizerFast,
 )
 from transformers.utils import logging as hf_logging
@@ -64,9 +61,17 @@ from scripts.nsmc import (
 )
 from scripts.training import teachers
 from scripts.training.calibrate import calibrate
+from scripts.training.loop import batches, encode, pad, run_steps, stage_minutes
+from scripts.training.pretraining import (
+    OBJECTIVES,
+    PROBE_TRAIN_ROWS,
+    SPECIAL_TOKENS,
+    Probe,
+    pretrain,
+    read_curve,
+)
 
 DEFAULT_OUT = Path("build/sentiment_bert")
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # WordPiece turns a whole word into [UNK] when one of its characters is outside the alphabet.
 # The trainer's default alphabet (the 1,000 most frequent characters) left out Hangul syllables
 # such as 꽝, 뿔 (개뿔) and 퉁 (짝퉁): 15 % of the test reviews lost a word, often the one that
@@ -96,6 +101,12 @@ class Preset:
     # 0 keeps each stage's historical batch order (seeds 1, 2, 3), so recorded commands
     # reproduce; another value gives a run its own order (diverse members for a soup)
     order_seed: int = 0
+    # pre-training objective (scripts/training/pretraining.py): "mlm" or "electra"
+    objective: str = "mlm"
+    mask_rate: float = 0.15
+    generator_ratio: float = 0.25  # ELECTRA's generator width / the discriminator's
+    disc_weight: float = 50.0  # ELECTRA's weight on the discriminator's loss
+    probe_every: int = 0  # pre-training steps between points of the probe curve (0: end only)
 
     def stage_seed(self, stage: int) -> int:
         """The batch-order seed of stage 1 (pretrain), 2 (finetune) or 3 (distill)."""
@@ -124,6 +135,7 @@ PRESETS = {
         distill_lr=1e-3,
         max_train_rows=4000,
         max_pretrain_texts=4000,
+        probe_every=10,
     ),
     "cpu": CPU,
     # `cpu` with a 32k vocabulary, the same cost per token when served (a bigger
@@ -136,6 +148,13 @@ PRESETS = {
     "cpu-4x128": dataclasses.replace(
         CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2
     ),
+    # the same size pre-trained by replaced-token detection (ELECTRA): a generator of a
+    # quarter the width, 20 % masked, twice the steps of cpu-4x128 at a higher peak rate; the
+    # probe curve every 4k steps. Hours on 2 cores, resumable mid-stage over several days.
+    "cpu-4x128-electra": dataclasses.replace(
+        CPU, vocab_size=32000, layers=4, pretrain_steps=48000, distill_epochs=2,
+        objective="electra", mask_rate=0.2, pretrain_lr=1e-3, probe_every=4000,
+    ),  # fmt: skip
     # a CPU student with 4x the capacity of `cpu` (4 layers / 256): pre-training over ~0.8
     # epochs of the reviews, one fine-tuning epoch, then 3 distillation epochs. Hours on 2
     # cores: every stage resumes from <out>/work/, so it may run over several sessions.
@@ -196,135 +215,6 @@ def train_tokenizer(
     return tokenizer
 
 
-def encode(tokenizer, texts: Sequence[str], max_len: int) -> list[list[int]]:
-    return tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
-
-
-def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence of this batch, not to a fixed length."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.tensor(sequence)
-    return ids, (ids != pad_id).long()
-
-
-def mask_tokens(
-    ids: torch.Tensor, tokenizer, rate: float = 0.15
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's dynamic masking: 15 % of real tokens; of those 80 % [MASK], 10 % random, 10 % kept."""
-    labels = ids.clone()
-    special = ids <= max(tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
-    chosen = (torch.rand(ids.shape) < rate) & ~special
-    labels[~chosen] = -100
-    inputs = ids.clone()
-    replace = chosen & (torch.rand(ids.shape) < 0.8)
-    inputs[replace] = tokenizer.mask_token_id
-    randomize = chosen & ~replace & (torch.rand(ids.shape) < 0.5)
-    inputs[randomize] = torch.randint(len(SPECIAL_TOKENS), len(tokenizer), (int(randomize.sum()),))
-    return inputs, labels
-
-
-def batches(
-    lengths: Sequence[int], batch_size: int, seed: int, pool: int = 64
-) -> Iterator[list[int]]:
-    """Shuffled index batches of similar lengths, epoch after epoch.
-
-    Reviews are mostly short with a long tail: a batch drawn at random is padded to its
-    longest review.  Sorting each pool of `pool` batches by length, then shuffling the
-    batches, cuts most of that padding and keeps the order random at the batch level.
-    """
-    rng = random.Random(seed)
-    n_items = len(lengths)
-    while True:
-        order = list(range(n_items))
-        rng.shuffle(order)
-        epoch = []
-        span = batch_size * pool
-        for start in range(0, n_items - batch_size + 1, span):
-            chunk = sorted(order[start : start + span], key=lengths.__getitem__)
-            epoch += [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1,
-                                                                batch_size)]  # fmt: skip
-        rng.shuffle(epoch)
-        yield from epoch
-
-
-# --------------------------------------------------------------------------- training loop
-
-
-def run_steps(
-    model, step_loss, total_steps: int, lr: float, work_dir: Path, desc: str,
-    after_step: Callable[[int], None] | None = None,
-) -> None:
-    """AdamW with warm-up and linear decay; checkpoints every few minutes and resumes from them.
-
-    `after_step(step)` runs after each optimizer step (e.g. a validation at epoch ends).
-    """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warmup = max(1, total_steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup))),
-    )
-    state_path = work_dir / f"{desc}.pt"
-    start = 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        start = state["step"]
-        print(f"resuming {desc} at step {start}/{total_steps}")
-    model.train()
-    last_save = time.monotonic()
-    progress = tqdm(range(start, total_steps), desc=desc, initial=start, total=total_steps,
-                    mininterval=5, dynamic_ncols=True)  # fmt: skip
-    for step in progress:
-        loss = step_loss(step)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step % 20 == 0:
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-        if time.monotonic() - last_save > 300 or step + 1 == total_steps:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "schedule": schedule.state_dict(), "step": step + 1}  # fmt: skip
-            torch.save(state, state_path)
-            last_save = time.monotonic()
-        if after_step is not None:
-            after_step(step)
-            model.train()
-    model.eval()
-
-
-def pretrain(
-    tokenizer, texts: Sequence[str], preset: Preset, work_dir: Path, device
-) -> BertForMaskedLM:
-    """Masked-LM pre-training; the MLM head runs on masked positions only (~7x cheaper here)."""
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=preset.hidden, num_hidden_layers=preset.layers,
-        num_attention_heads=preset.heads, intermediate_size=4 * preset.hidden,
-        max_position_embeddings=max(128, preset.max_len), pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
-    model = BertForMaskedLM(config).to(device)
-    ids = encode(tokenizer, texts, preset.max_len)
-    order = batches([len(i) for i in ids], preset.pretrain_batch, seed=preset.stage_seed(1))
-
-    def step_loss(_: int) -> torch.Tensor:
-        batch_ids, attention = pad([ids[i] for i in next(order)], tokenizer.pad_token_id)
-        inputs, labels = mask_tokens(batch_ids, tokenizer)
-        inputs, labels, attention = inputs.to(device), labels.to(device), attention.to(device)
-        hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
-        masked = labels != -100
-        logits = model.cls(hidden[masked])
-        return torch.nn.functional.cross_entropy(logits, labels[masked])
-
-    run_steps(model, step_loss, preset.pretrain_steps, preset.pretrain_lr, work_dir, "pretrain")
-    return model
-
-
 def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device) -> None:
     ids = encode(tokenizer, train_set[0], preset.max_len)
     labels = torch.tensor(train_set[1])
@@ -339,7 +229,8 @@ def finetune(model, tokenizer, train_set, preset: Preset, work_dir: Path, device
         return out.loss
 
     if steps:
-        run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune")
+        run_steps(model, step_loss, steps, preset.finetune_lr, work_dir, "finetune",
+                  order=order)  # fmt: skip
 
 
 def bert_member(model, tokenizer, max_len: int, device) -> teachers.Predict:
@@ -402,7 +293,7 @@ def distill(
 
     per_epoch = math.ceil(len(ids) / preset.distill_batch)
 
-    def validate(step: int) -> None:
+    def validate(step: int, _seconds: float) -> None:
         if validation is None or ((step + 1) % per_epoch and step + 1 != steps):
             return
         model.eval()
@@ -413,7 +304,7 @@ def distill(
         with open(work_dir / "distill_validation.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
 
-    run_steps(model, step_loss, steps, preset.distill_lr, work_dir, "distill", validate)
+    run_steps(model, step_loss, steps, preset.distill_lr, work_dir, "distill", validate, order)
 
 
 def stack_layers(model, layers: int):
@@ -594,10 +485,10 @@ def train(
             tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:
             tokenizer = train_tokenizer(corpus, preset.vocab_size, tokenizer_dir)
-        mlm = pretrain(tokenizer, corpus, preset, work_dir, device)
-        mlm.save_pretrained(work_dir / "mlm")
+        probe = Probe(tuple(part[:PROBE_TRAIN_ROWS] for part in train_set), validation_set)
+        encoder_dir = pretrain(tokenizer, corpus, preset, work_dir, device, probe)
         model = AutoModelForSequenceClassification.from_pretrained(
-            work_dir / "mlm", num_labels=2, id2label=dict(enumerate(LABELS)),
+            encoder_dir, num_labels=2, id2label=dict(enumerate(LABELS)),
             label2id={label: i for i, label in enumerate(LABELS)},
         )  # fmt: skip
     model.to(device)
@@ -645,7 +536,8 @@ def train(
     flags += [f"--teacher {teacher}"] if teacher else []
     flags += ["--widen"] if widen else []
     flags += [f"--augment {augment}"] if augment else []
-    origin = f"fine-tuned from {init}" if init else "WordPiece + MLM pre-training on NSMC text"
+    objective = {"mlm": "MLM", "electra": "ELECTRA (replaced-token detection)"}[preset.objective]
+    origin = f"fine-tuned from {init}" if init else f"WordPiece + {objective} pre-training on NSMC text"
     if preset.distill_epochs > 0:
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
     if teacher:
@@ -677,6 +569,8 @@ def train(
         "validation_rows": len(validation_set[0]),
         "test_rows": len(test_set[0]),
         "pretrain_texts": pretrain_texts,
+        "pretrain_curve": read_curve(work_dir),
+        "stage_minutes": stage_minutes(work_dir, ("pretrain", "finetune", "distill")),
         "transfer_texts": len(transfer),
         "augment_copies": augment,
         "train_file_sha256": sha256_of(train_path),
@@ -705,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--distill-epochs", type=float, help="override the preset (0: skip)")
     parser.add_argument("--order-seed", type=int,
                         help="batch order of every stage (default 0: the historical order)")
+    parser.add_argument("--objective", choices=OBJECTIVES,
+                        help="pre-training objective (default: the preset's)")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
     parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
@@ -717,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {
         key: getattr(args, key)
-        for key in ("finetune_epochs", "distill_epochs", "order_seed")
+        for key in ("finetune_epochs", "distill_epochs", "order_seed", "objective")
         if getattr(args, key) is not None
     }
     return run_cli(
