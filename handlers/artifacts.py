@@ -20,6 +20,8 @@ BERT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_c
 BERT_ONNX_FILE = "model.onnx"
 # ... and its dynamic int8 quantization (onnxruntime.quantization), for `runtime: onnx-int8`
 BERT_ONNX_INT8_FILE = "model.int8.onnx"
+#: the exported graph's output, named by scripts/packaging/bert_onnx.py and read by the handler
+BERT_ONNX_OUTPUT = "logits"
 
 
 class MissingArtifactError(FileNotFoundError):

@@ -29,7 +29,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE
+from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT
 from handlers.bert_settings import BertSettings
 from handlers.contract import Explanation, TokenScore, checkpoint_labels, columns_of, label_names
 from handlers.scoring import softmax
@@ -133,7 +133,7 @@ class SentimentBertHandler(SentimentHandler):
             encoded = self.tokenizer(texts, padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="np")  # fmt: skip
             feed = {name: encoded[name] for name in self.onnx_inputs}
-            return self.session.run(["logits"], feed)[0]
+            return self.session.run([BERT_ONNX_OUTPUT], feed)[0]
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)  # fmt: skip
         with torch.inference_mode():

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from ts.metrics.dimension import Dimension
 
 from handlers.bert_handler import SentimentBertHandler
 from handlers.cascade import BERT, FAST, Cascade
@@ -110,7 +109,6 @@ class SentimentCascadeHandler(SentimentHandler):
 
     def _record_metrics(self, batch: Batch) -> None:
         super()._record_metrics(batch)
-        model = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
         escalated = sum(len(models) > 1 for models in batch.models)
         self.context.metrics.add_metric("SentimentCascadeEscalated", escalated, "count", None,
-                                        model)  # fmt: skip
+                                        self.model_dimensions())  # fmt: skip

@@ -85,11 +85,17 @@ def label_columns(id2label: Mapping[Any, str]) -> list[int]:
     return columns_of(checkpoint_labels(id2label))
 
 
+#: texts per request: the `max_texts` of every archive's model-config.yaml, and the client's
+#: batch size (sentiment_client.api keeps a copy, as it installs without the checkout; a unit
+#: test keeps all of them equal to this one)
+MAX_TEXTS = 256
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-request input limits; set in each archive's model-config.yaml (`handler:`)."""
 
-    max_texts: int = 256
+    max_texts: int = MAX_TEXTS
     max_text_chars: int = 2000
 
     @classmethod

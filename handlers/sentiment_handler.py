@@ -182,13 +182,19 @@ class SentimentHandler(BaseHandler, ABC):
         self._record_metrics(batch)
         return [response.body for response in responses]
 
+    def model_dimensions(self) -> list[Dimension]:
+        """The dimensions of every metric this handler (or a composed one) records.
+
+        The same for every version and metric: the frontend fixes a metric's label set when
+        it first sees it, and drops later values with other labels (until it restarts).
+        """
+        return [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+
     def _record_metrics(self, batch: Batch) -> None:
         """Counters whose ratios tell batch size and texts per request on /metrics, and
         histograms of batch size and of this handler's own time per batch (seconds)."""
         metrics = self.context.metrics
-        # Same dimensions for every version: the frontend fixes a metric's label set when it
-        # first sees it, and drops later values with other labels (until it restarts).
-        model = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+        model = self.model_dimensions()
         histogram = MetricTypes.HISTOGRAM
         size = len(batch.requests)
         metrics.add_metric("SentimentBatchSize", size, "count", None, list(model), histogram)

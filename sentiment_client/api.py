@@ -27,7 +27,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 # package installs on its own, without the checkout.  cascade: sentiment_fast for every text,
 # sentiment_bert too where fast is unsure.
 MODEL_ALIASES = {"fast": "sentiment_fast", "bert": "sentiment_bert", "cascade": "sentiment"}
-MAX_TEXTS_PER_REQUEST = 256  # handlers/contract.py Limits.max_texts, model-config.yaml
+# handlers.contract.MAX_TEXTS, copied: this package installs without the checkout (and the
+# handlers travel in the archives without it); tests/unit/test_layout.py keeps them equal.
+MAX_TEXTS_PER_REQUEST = 256
 RETRY_STATUSES = (503, 507)
 AUTH_ERRORS = (KEY_ERROR,)  # TorchServe answers a wrong key with 400 or 401
 

@@ -27,6 +27,7 @@ from typing import Any, Sequence, TextIO
 
 from sentiment_client.api import (
     DEFAULT_URL,
+    MAX_TEXTS_PER_REQUEST,
     ClientError,
     RequestRejected,
     SentimentClient,
@@ -67,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="review text(s)")
     predict.add_argument("--file", "-f", help="one review per line ('-' for stdin)")
     predict.add_argument("--out", "-o", help="write JSON lines here (default: stdout)")
-    predict.add_argument("--batch-size", type=int, default=256, help="texts per request (1-256)")
+    predict.add_argument("--batch-size", type=int, default=MAX_TEXTS_PER_REQUEST,
+                         help=f"texts per request (1-{MAX_TEXTS_PER_REQUEST})")  # fmt: skip
     predict.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     explain = commands.add_parser("explain", parents=[common], help="why a text got its label")

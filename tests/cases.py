@@ -10,8 +10,10 @@ from __future__ import annotations
 import gzip
 import json
 
+from handlers.contract import MAX_TEXTS
+
 LONG_TEXT = "가" * 2001
-TOO_MANY = {"text": ["좋다"] * 257}
+TOO_MANY = {"text": ["좋다"] * (MAX_TEXTS + 1)}
 
 BAD_REQUESTS = [
     ("no body", {}, None, "EmptyBody"),
@@ -91,7 +93,7 @@ GOOD_REQUESTS = [
     ),
     ("brace review", {"body": "{스포} 재밌다"}, "text/plain", False, 1),
     ("data key", {"data": "재밌다"}, "text/plain", False, 1),
-    ("max texts", {"body": {"text": ["좋다"] * 256}}, "application/json", True, 256),
+    ("max texts", {"body": {"text": ["좋다"] * MAX_TEXTS}}, "application/json", True, MAX_TEXTS),
     ("json after a BOM", {"body": b'\xef\xbb\xbf{"text": "a"}'}, "application/json", False, 1),
     (
         "extra fields ignored",

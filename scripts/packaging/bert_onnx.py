@@ -23,7 +23,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, add_artifact
+from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT, add_artifact
 from handlers.scoring import softmax
 from scripts.packaging.bert_checkpoint import ensure_manifest
 
@@ -51,7 +51,7 @@ def _sample_difference(model: Any, tokenizer: Any, path: Path) -> float:
         encoded = tokenizer(batch, padding=True, return_tensors="pt")
         with torch.inference_mode():
             expected = torch.softmax(model(**encoded).logits, dim=-1).numpy()
-        (logits,) = session.run(["logits"], {name: encoded[name].numpy() for name in inputs})
+        (logits,) = session.run([BERT_ONNX_OUTPUT], {n: encoded[n].numpy() for n in inputs})
         got = softmax(logits)
         worst = max(worst, float(np.abs(expected - got).max()))
     return worst
@@ -85,8 +85,8 @@ def export(model_dir: Path) -> dict:
             (encoded,),
             str(path),
             input_names=names,
-            output_names=["logits"],
-            dynamic_axes={**axes, "logits": {0: "batch"}},
+            output_names=[BERT_ONNX_OUTPUT],
+            dynamic_axes={**axes, BERT_ONNX_OUTPUT: {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from handlers.contract import (
+    MAX_TEXTS,
     Batch,
     Limits,
     RequestError,
@@ -31,7 +32,7 @@ def test_kserve_instances_are_texts_or_text_objects():
         ([{"review": "좋다"}], "MissingText"),
         ([{"text": 3}], "InvalidText"),
         (["  "], "EmptyText"),
-        (["좋다"] * 257, "TooManyTexts"),
+        (["좋다"] * (MAX_TEXTS + 1), "TooManyTexts"),
     ],
     ids=["not a list", "empty", "null", "no text", "text number", "blank", "too many"],
 )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import yaml
 
+from handlers.contract import MAX_TEXTS, Limits
 from scripts import import_graph
 from scripts.import_graph import Import, violations
 from scripts.ops.server import read_properties
 from scripts.registry import ALIASES, DEFAULT_MODELS, MODELS, ROOT, model_name
-from sentiment_client.api import MODEL_ALIASES
+from sentiment_client.api import MAX_TEXTS_PER_REQUEST, MODEL_ALIASES
 
 
 def test_the_project_keeps_its_layers():
@@ -43,6 +44,15 @@ def test_every_model_has_its_files_and_one_name_everywhere():
     assert served == ",".join(f"{name}={name}.mar" for name in DEFAULT_MODELS)
     configmap = yaml.safe_load((ROOT / "deploy/k8s/configmap.yaml").read_text())
     assert f"load_models={served}" in configmap["data"]["config.properties"]
+
+
+def test_request_limit_is_one_number_everywhere():
+    """The handlers' MAX_TEXTS is every archive's max_texts and the client's batch size (the
+    client carries a copy: it installs without the checkout)."""
+    assert Limits().max_texts == MAX_TEXTS_PER_REQUEST == MAX_TEXTS
+    for spec in MODELS.values():
+        handler = yaml.safe_load(spec.config_file.read_text(encoding="utf-8"))["handler"]
+        assert handler["max_texts"] == MAX_TEXTS, spec.config_file
 
 
 def test_readme_layout_matches_the_tree():
