@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT
-from handlers.bert_settings import BertSettings
+from handlers.bert_settings import BertSettings, position_limit
 from handlers.contract import Explanation, TokenScore, checkpoint_labels, columns_of, label_names
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
@@ -77,13 +77,14 @@ class SentimentBertHandler(SentimentHandler):
         self.model_dir = model_dir
         self.device = _device(context)
         self.fp16 = settings.fp16
-        self.max_length = settings.max_length or int(self.metadata.get("max_length", 128))
         # CPU: groups of similar length waste less on padding; a GPU wants the whole batch.
         self.pad_group = settings.pad_group if self.device.type == "cpu" else 1 << 30
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._torch_model: torch.nn.Module | None = None
         checkpoint = AutoConfig.from_pretrained(model_dir)
         self.columns = columns_of(served_labels(self.metadata, checkpoint.id2label))
+        configured = settings.max_length or int(self.metadata.get("max_length", 128))
+        self.max_length = self._token_limit(configured, checkpoint)
         self.explain_method = settings.explain_method
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)
@@ -100,6 +101,16 @@ class SentimentBertHandler(SentimentHandler):
                                "(rebuild the archive to export it)", settings.runtime, export)
             self.model  # noqa: B018 -- load now: it serves every request
         self.runtime = settings.runtime if self.session is not None else "torch"
+
+    def _token_limit(self, configured: int, checkpoint: Any) -> int:
+        """`configured`, cut to what the checkpoint can embed: a longer text would fail
+        inside the model (an index past its position table) instead of being answered."""
+        limit = position_limit(checkpoint, self.tokenizer)
+        if limit is None or limit >= configured:
+            return configured
+        logger.warning("max_length %d is more than this checkpoint embeds: texts are cut to "
+                       "%d tokens", configured, limit)  # fmt: skip
+        return limit
 
     @property
     def model(self) -> torch.nn.Module:

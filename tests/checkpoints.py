@@ -12,12 +12,14 @@ from pathlib import Path
 from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
+    BertForSequenceClassification,
     BertTokenizer,
     DistilBertConfig,
     ElectraConfig,
     RobertaConfig,
 )
 
+from handlers.artifacts import BERT_FILES, write_metadata
 from scripts.training.train_bert import SPECIAL_TOKENS, train_tokenizer
 
 TEXTS = ["정말 재밌게 잘봤습니다", "최악의 영화 ㅋㅋ", "그냥 그래요", "배우들 연기가 좋다", "시간 아까움"]
@@ -59,4 +61,17 @@ def save_checkpoint(arch: str, out: Path, reverse_labels: bool = False) -> Path:
     else:
         raise ValueError(f"unknown architecture {arch}")
     AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
+    return out
+
+
+def random_bert(out: Path, max_position_embeddings: int = 64) -> Path:
+    """A tiny random BERT on the project's own WordPiece, with the manifest the handler checks
+    (no labels in it: the config's unnamed LABEL_0 / LABEL_1 are read)."""
+    tokenizer = train_tokenizer(["정말 재밌다", "최악의 영화", "그냥 그래요 ㅋㅋ"] * 20, 200, out)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=max_position_embeddings,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(out)
+    write_metadata(out, {"model": "random", "max_length": 32}, BERT_FILES)
     return out

@@ -84,20 +84,9 @@ def bert_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def random_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BERT checkpoint, as any save_pretrained directory looks."""
-    from transformers import BertConfig, BertForSequenceClassification
+    from tests.checkpoints import random_bert
 
-    from handlers.artifacts import BERT_FILES, write_metadata
-    from scripts.training.train_bert import train_tokenizer
-
-    out = tmp_path_factory.mktemp("random_bert")
-    tokenizer = train_tokenizer(["정말 재밌다", "최악의 영화", "그냥 그래요 ㅋㅋ"] * 20, 200, out)
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64,
-    )  # fmt: skip
-    BertForSequenceClassification(config).save_pretrained(out)
-    write_metadata(out, {"model": "random", "max_length": 32}, BERT_FILES)
-    return out
+    return random_bert(tmp_path_factory.mktemp("random_bert"))
 
 
 @pytest.fixture(scope="session")

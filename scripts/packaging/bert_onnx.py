@@ -24,6 +24,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT, add_artifact
+from handlers.bert_settings import position_limit
 from handlers.scoring import softmax
 from scripts.packaging.bert_checkpoint import ensure_manifest
 
@@ -42,13 +43,21 @@ def _session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _encode(model: Any, tokenizer: Any, texts: list[str]) -> Any:
+    """Padded tensors, cut as the handler cuts them to what the checkpoint embeds: a SAMPLE
+    text longer than a small checkpoint's position table would fail the build otherwise."""
+    limit = position_limit(model.config, tokenizer)
+    return tokenizer(texts, padding=True, truncation=limit is not None, max_length=limit,
+                     return_tensors="pt")  # fmt: skip
+
+
 def _sample_difference(model: Any, tokenizer: Any, path: Path) -> float:
     """Max probability difference torch vs ONNX on SAMPLE, batched (padded) and one by one."""
     session = _session(path)
     inputs = [node.name for node in session.get_inputs()]
     worst = 0.0
     for batch in [SAMPLE, *([text] for text in SAMPLE)]:
-        encoded = tokenizer(batch, padding=True, return_tensors="pt")
+        encoded = _encode(model, tokenizer, batch)
         with torch.inference_mode():
             expected = torch.softmax(model(**encoded).logits, dim=-1).numpy()
         (logits,) = session.run([BERT_ONNX_OUTPUT], {n: encoded[n].numpy() for n in inputs})
@@ -73,7 +82,7 @@ def export(model_dir: Path) -> dict:
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    encoded = tokenizer(SAMPLE[:2], padding=True, return_tensors="pt")
+    encoded = _encode(model, tokenizer, SAMPLE[:2])
     names = forward_inputs(model, encoded)
     encoded = {name: encoded[name] for name in names}
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
