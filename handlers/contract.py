@@ -11,7 +11,9 @@ signed scores and character spans a page can colour.  A KServe v1 body
 (TorchServe's own envelopes handle one request per batch and break batching).
 Anything else is the caller's mistake: it gets a 400 with
 ``{"code", "type", "message"}`` for that request only, so the rest of its
-TorchServe batch is still answered.  A composed model (the ``sentiment``
+TorchServe batch is still answered.  A request the model itself fails on gets a 500
+in the same form, for that request only (the handler answers the batch's requests one
+by one when the whole batch raises).  A composed model (the ``sentiment``
 cascade) adds ``"models"`` to each answer: the models that decided that text.
 
 Decoding and encoding here are pure functions of the request (no TorchServe
@@ -118,6 +120,19 @@ class RequestError(ValueError):
 
     def to_json(self) -> str:
         return json.dumps({"code": self.code, "type": self.error_type, "message": self.message})
+
+
+class ModelError(RequestError):
+    """The model raised on this request's texts: not the caller's to fix (500), but answered
+    for this request alone, so its batch-mates still get their answers."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(
+            "ModelError",
+            f"the model failed on this request ({type(error).__name__}); the other requests "
+            "batched with it were answered; the worker's log has the details",
+            code=500,
+        )
 
 
 @dataclass
@@ -341,6 +356,35 @@ def decode_batch(
         batch.requests.append(parsed)
         batch.texts.extend(parsed.texts)
     return batch
+
+
+def split_batch(batch: Batch, wanted: Sequence[bool]) -> list[tuple[Batch, list[bool]]]:
+    """One batch per request, each with its texts' explanation flags (aligned with `texts`).
+
+    What the handler answers one by one when the whole batch failed.
+    """
+    parts, offset = [], 0
+    for request in batch.requests:
+        texts = [] if isinstance(request, RequestError) else list(request.texts)
+        parts.append((Batch([request], texts), list(wanted[offset : offset + len(texts)])))
+        offset += len(texts)
+    return parts
+
+
+def join_batches(parts: Sequence[Batch]) -> Batch:
+    """split_batch's parts, answered (or replaced by their error), as one batch again."""
+
+    def aligned(values: Sequence[Any], part: Batch) -> list[Any]:
+        return list(values) or [None] * len(part.texts)
+
+    joined = Batch([r for part in parts for r in part.requests],
+                   [t for part in parts for t in part.texts])  # fmt: skip
+    joined.probabilities = [row for part in parts for row in part.probabilities]
+    if any(part.explanations for part in parts):
+        joined.explanations = [e for part in parts for e in aligned(part.explanations, part)]
+    if any(part.models for part in parts):
+        joined.models = [m for part in parts for m in aligned(part.models, part)]
+    return joined
 
 
 # --------------------------------------------------------------------------- encode

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,17 +29,24 @@ from handlers.contract import (
     Batch,
     Explanation,
     Limits,
+    ModelError,
     ParsedRequest,
     TokenScore,
     decode_batch,
     encode_batch,
+    join_batches,
+    split_batch,
 )
 
 logger = logging.getLogger(__name__)
 
 
 class SentimentHandler(BaseHandler, ABC):
-    """decode -> one model call for the whole batch -> unbatch -> encode."""
+    """decode -> one model call for the whole batch -> unbatch -> encode.
+
+    Should that call raise, each request is answered alone, so a text the model fails
+    on costs only its own request a 500, not its batch-mates a 503.
+    """
 
     #: files (besides metadata.json) that must be in the model dir, hash-checked before loading
     required_files: Sequence[str] = ()
@@ -156,13 +164,36 @@ class SentimentHandler(BaseHandler, ABC):
     def inference(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
         started = time.perf_counter()
         if batch.texts:
-            self.decide(batch)
             wanted = self._wants_explanation(batch)
-            if any(wanted):
-                explained = iter(self.explain_decided(batch, wanted))
-                batch.explanations = [next(explained) if w else None for w in wanted]
+            try:
+                self.answer(batch, wanted)
+            except Exception:  # raised, it would fail the whole batch with 503
+                logger.exception("%s: a batch of %d requests failed; answering each alone",
+                                 self.context.model_name, len(batch.requests))  # fmt: skip
+                batch = self.answer_each(batch, wanted)
         self._seconds["Inference"] = time.perf_counter() - started
         return batch
+
+    def answer(self, batch: Batch, wanted: list[bool]) -> None:
+        """Every text's answer, and the explanations `wanted` (aligned with the texts)."""
+        self.decide(batch)
+        if any(wanted):
+            explained = iter(self.explain_decided(batch, wanted))
+            batch.explanations = [next(explained) if w else None for w in wanted]
+
+    def answer_each(self, batch: Batch, wanted: list[bool]) -> Batch:
+        """The batch's requests one at a time: one that fails again gets its own 500
+        (ModelError), and only it; its batch-mates are answered."""
+        parts = []
+        for part, flags in split_batch(batch, wanted):
+            if part.texts:
+                try:
+                    self.answer(part, flags)
+                except Exception as err:  # this request's own error response
+                    logger.exception("%s: a request failed alone", self.context.model_name)
+                    part = Batch([ModelError(err)])
+            parts.append(part)
+        return join_batches(parts)
 
     def explain_handle(self, data_preprocess: Batch, raw_data: Any) -> list[str]:
         """What BaseHandler.handle calls when the batch's *first* request is an explanation.
@@ -178,7 +209,8 @@ class SentimentHandler(BaseHandler, ABC):
         for idx, response in enumerate(responses):
             self.context.set_response_content_type(idx, "application/json")
             if response.status != 200:
-                self.context.set_response_status(response.status, "Bad Request", idx)
+                phrase = HTTPStatus(response.status).phrase  # 400 Bad Request, 500 ...
+                self.context.set_response_status(response.status, phrase, idx)
         self._record_metrics(batch)
         return [response.body for response in responses]
 

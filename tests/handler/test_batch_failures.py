@@ -1,8 +1,10 @@
 """What one text can do to its batch: nothing.
 
 Before: a checkpoint with fewer positions than the archive's max_length (64) raised on
-any longer text, and with it the whole batch failed with TorchServe's bare 503.  Now
-texts are cut to what the checkpoint embeds.
+any longer text, and any exception in the model call failed the whole batch with
+TorchServe's bare 503.  Now texts are cut to what the checkpoint embeds, and a batch
+whose model call raises is answered request by request: only the failing one gets an
+error (500, JSON), its batch-mates their answers.
 """
 
 from __future__ import annotations
@@ -105,3 +107,30 @@ def test_position_limit_reads_the_tokenizer_and_the_architectures_offset():
         with pytest.raises((IndexError, RuntimeError)):  # past its position table
             model(input_ids=torch.full((1, limit + 1), 5))
 
+
+def test_a_request_the_model_fails_on_costs_only_itself(
+    random_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The model raises on one request's text: it gets a 500 JSON error, its batch-mates
+    (a list, an explanation, a bad request with its own 400) are answered as if alone."""
+    handler, context = load(random_bert_dir)
+    run_logits = handler._logits
+
+    def failing_logits(texts: list[str]):
+        if any("폭탄" in text for text in texts):
+            raise RuntimeError("the model broke on this text")
+        return run_logits(texts)
+
+    monkeypatch.setattr(handler, "_logits", failing_logits)
+    requests = [json_request(SHORT[0]), json_request("이 영화는 폭탄"), json_request(SHORT),
+                json_request(SHORT[1]), ({"body": {"txt": "x"}}, "application/json")]  # fmt: skip
+    results = run_batch(handler, context, requests, explain=[False, False, False, True, False])
+    assert [status for status, _, _ in results] == [200, 500, 200, 200, 400]
+    assert context.get_response_status(1) == (500, "Internal Server Error")
+    error = json.loads(results[1][1])
+    assert error["code"] == 500 and error["type"] == "ModelError"
+    assert "RuntimeError" in error["message"]
+    alone = run_batch(handler, context, [requests[0], requests[2]])
+    assert [body for _, body, _ in alone] == [results[0][1], results[2][1]]
+    assert json.loads(results[3][1])["tokens"]
+    assert all(content_type == "application/json" for _, _, content_type in results)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from handlers.contract import (
     Batch,
     Limits,
+    ModelError,
     ParsedRequest,
     RequestError,
     UnknownLabelsError,
@@ -20,6 +21,8 @@ from handlers.contract import (
     decode_request,
     encode_batch,
     encode_prediction,
+    join_batches,
+    split_batch,
 )
 from handlers.text import clean_text
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
@@ -215,3 +218,26 @@ def test_unknown_or_ambiguous_label_names_are_refused_with_the_flag(names):
         checkpoint_labels(dict(enumerate(names)))
     message = str(raised.value)
     assert str(list(names)) in message and "--labels negative,positive" in message
+
+
+def test_a_batch_split_per_request_and_joined_again_encodes_the_same():
+    """The per-request fallback's round trip: same responses, a failed part only its own."""
+    requests = [{"body": {"text": "좋다"}}, {"body": {"txt": "x"}},
+                {"body": {"text": ["별로", "최고"]}}, {"body": "그냥"}]  # fmt: skip
+    batch = decode_batch(requests, LIMITS, ["application/json"] * 3 + ["text/plain"])
+    rows = [[0.1 * i, 1 - 0.1 * i] for i in range(len(batch.texts))]
+    batch.probabilities = rows
+    parts = split_batch(batch, [False, True, False, True])
+    assert [(len(part.requests), part.texts, flags) for part, flags in parts] == [
+        (1, ["좋다"], [False]), (1, [], []), (1, ["별로", "최고"], [True, False]), (1, ["그냥"], [True])
+    ]
+    offset = 0
+    for part, _ in parts:
+        part.probabilities = rows[offset : offset + len(part.texts)]
+        offset += len(part.texts)
+    assert encode_batch(join_batches([part for part, _ in parts])) == encode_batch(batch)
+    parts[2] = (Batch([ModelError(RuntimeError("boom"))]), [])
+    responses = encode_batch(join_batches([part for part, _ in parts]))
+    assert [r.status for r in responses] == [200, 400, 500, 200]
+    assert responses[3] == encode_batch(batch)[3]
+    assert json.loads(responses[2].body)["type"] == "ModelError"
