@@ -9,8 +9,8 @@ and for any test instance (--run-dir).  TorchServe's errors come back as one lin
     python -m scripts.ops.manage describe sentiment_fast
     python -m scripts.ops.manage register sentiment_fast_v2.0.mar --workers 1
     python -m scripts.ops.manage scale sentiment_fast --min 2 --max 2
-    python -m scripts.ops.manage set-default sentiment_fast 2.0
-    python -m scripts.ops.manage unregister sentiment_fast 1.0
+    python -m scripts.ops.manage set-default sentiment_fast 2.0   # also: roll back to 1.0
+    python -m scripts.ops.manage unregister sentiment_fast 1.0    # the default or last: --force
     python -m scripts.ops.manage rotate-keys              # new inference and management keys now
 """
 
@@ -134,12 +134,19 @@ class Management:
         params = {"url": path.name, "model_name": name, "synchronous": "true"}
         if workers is not None:
             params["initial_workers"] = workers
-        status = self._call("POST", "/models", **params)["status"]
-        running = len(self.describe(name, version)[0]["workers"])
+        self._call("POST", "/models", **params)
+        started = running = self.running_workers(name, version)
         if workers is not None and running != workers:
             self.scale(name, workers, workers, version)
-            running = len(self.describe(name, version)[0]["workers"])
-        return f"{status} ({name} version {version}, {running} worker(s))"
+            running = self.running_workers(name, version)
+        registered = f"{name} version {version} registered with {running} worker(s)"
+        if running == started:
+            return registered
+        # TorchServe's own status names the `started` workers: say both, the end state first
+        return f"{registered} (model-config.yaml started {started}, scaled to {running})"
+
+    def running_workers(self, name: str, version: str) -> int:
+        return len(self.describe(name, version)[0]["workers"])
 
     def scale(self, name: str, min_workers: int, max_workers: int, version: str | None = None):
         path = f"/models/{name}" + (f"/{version}" if version else "")
@@ -165,9 +172,28 @@ class Management:
                         f"expires {keys.expires[api]:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
         return done
 
-    def unregister(self, name: str, version: str | None = None) -> str:
+    def unregister(self, name: str, version: str | None = None, force: bool = False) -> str:
+        """Remove a version (None: the default one); the default or last one only with `force`,
+        since /predictions/<name> would stop answering or answer from another version."""
+        if not force:
+            self.refuse_serving_version(name, version)
         path = f"/models/{name}" + (f"/{version}" if version else "")
         return self._call("DELETE", path)["status"]
+
+    def refuse_serving_version(self, name: str, version: str | None) -> None:
+        """ManagementError if `version` of `name` is its default or its last version."""
+        default, versions = self.default_version(name), self.versions(name)
+        version = version or default
+        if version not in versions:
+            return  # TorchServe answers that one with its own 404
+        if len(versions) == 1:
+            why = f"{name} {version} is its only version: /predictions/{name} would answer 404"
+        elif version == default:
+            why = (f"{name} {version} is the default, which /predictions/{name} answers from: "
+                   "set-default another version first")  # fmt: skip
+        else:
+            return
+        raise ManagementError(f"refused: {why}; pass --force to remove it anyway")
 
 
 def summary(entry: dict[str, Any]) -> str:
@@ -182,13 +208,29 @@ def summary(entry: dict[str, Any]) -> str:
     custom = entry.get("customizedMetadata")
     if isinstance(custom, str):  # TorchServe passes it through as a string when not JSON
         custom = json.loads(custom)
-    if custom:
-        lines.append(
-            f"  trained {custom.get('created_at')}, labels {custom.get('labels')}, "
-            f"test accuracy {custom.get('test_accuracy')}, "
-            f"train data sha256 {str(custom.get('train_file_sha256'))[:12]}"
-        )
+    if custom and "components" in custom:
+        lines += composed(custom)
+    elif custom:
+        lines.append(f"  {trained(custom)}")
     return "\n".join(lines)
+
+
+def trained(custom: dict[str, Any]) -> str:
+    """One trained model's metadata: when, on what, how accurate on the test file."""
+    return (f"trained {custom.get('created_at')}, labels {custom.get('labels')}, "
+            f"test accuracy {custom.get('test_accuracy')}, "
+            f"train data sha256 {str(custom.get('train_file_sha256'))[:12]}")  # fmt: skip
+
+
+def composed(custom: dict[str, Any]) -> list[str]:
+    """A composed model (the cascade) was never trained as one and has no single accuracy
+    in its metadata: its settings, where its figures are, and each component's own line."""
+    settings = ", ".join(f"{key} {custom[key]}" for key in ("threshold", "bert_weight")
+                         if key in custom)  # fmt: skip
+    lines = [f"  {custom.get('description', 'composed model')}: {settings or 'no settings'}; "
+             "no single test accuracy (its figures: docs/models/cascade.md)"]  # fmt: skip
+    lines += [f"    {name}: {trained(part)}" for name, part in custom["components"].items()]
+    return lines
 
 
 def run(management: Management, args: argparse.Namespace) -> None:
@@ -217,7 +259,7 @@ def run(management: Management, args: argparse.Namespace) -> None:
     elif args.command == "set-default":
         print(management.set_default(args.model, args.version))
     elif args.command == "unregister":
-        print(management.unregister(args.model, args.version))
+        print(management.unregister(args.model, args.version, args.force))
     elif args.command == "rotate-keys":
         print("\n".join(management.rotate_keys(args.keys or APIS)))
 
@@ -255,7 +297,10 @@ def parser() -> argparse.ArgumentParser:
     default.add_argument("version")
     unregister = commands.add_parser("unregister", help="remove a version (or the model)")
     unregister.add_argument("model")
-    unregister.add_argument("version", nargs="?")
+    unregister.add_argument("version", nargs="?", help="default: the default version")
+    unregister.add_argument(
+        "--force", action="store_true", help="also the default or the last version"
+    )
     rotate = commands.add_parser(
         "rotate-keys", help="new inference/management keys now; the old ones stop working"
     )

@@ -77,6 +77,36 @@ def test_manage_cli(ops_server: TorchServe, capsys):
     assert err.startswith("error: ") and "404" in err and err.count("\n") == 1
 
 
+def test_manage_register_and_unregister_say_what_happened(
+    ops_server: TorchServe, fast_artifacts: Path, capsys
+):
+    """register --workers N reports the workers that serve, not TorchServe's initial count;
+    the default (named, or by omission) and the last version go only with --force."""
+    management, extra = Management(ops_server), "sentiment_fast_manage.mar"
+    build_archive(MODELS[MODEL], fast_artifacts, ops_server.model_store, "0.5",
+                  extra.removesuffix(".mar"), model_name=MODEL)  # fmt: skip
+    default = management.default_version(MODEL)
+    try:
+        assert cli(manage, ops_server, "register", extra, "--workers", "1") == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"{MODEL} version 0.5 registered with 1 worker(s)"), out
+        assert "initial workers" not in out
+        assert len(management.describe(MODEL, "0.5")[0]["workers"]) == 1
+        for named in ([default], []):
+            assert cli(manage, ops_server, "unregister", MODEL, *named) == 1
+            err = capsys.readouterr().err
+            assert f"refused: {MODEL} {default} is the default" in err and "--force" in err
+        assert cli(manage, ops_server, "unregister", MODEL, "0.5") == 0
+    finally:
+        if "0.5" in management.versions(MODEL):
+            management.unregister(MODEL, "0.5")
+        (ops_server.model_store / extra).unlink()
+    assert management.versions(MODEL) == [default]
+    assert cli(manage, ops_server, "unregister", MODEL, default) == 1
+    assert "is its only version" in capsys.readouterr().err
+    assert management.versions(MODEL) == [default]
+
+
 @dataclass
 class RolledOut:
     """What a rollout of sentiment_fast 1.0 -> 2.0 under four streaming clients left behind."""
