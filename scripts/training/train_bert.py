@@ -149,11 +149,12 @@ PRESETS = {
         CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2
     ),
     # the same size pre-trained by replaced-token detection (ELECTRA): a generator of a
-    # quarter the width, 20 % masked, twice the steps of cpu-4x128 at a higher peak rate; the
-    # probe curve every 4k steps. Hours on 2 cores, resumable mid-stage over several days.
+    # quarter the width, 20 % masked, at a higher peak rate; the same 24k steps x 64 as
+    # cpu-4x128's masked LM (the two objectives compared at equal compute), the probe curve
+    # every 3k steps. Hours on 2 cores, resumable mid-stage over several days.
     "cpu-4x128-electra": dataclasses.replace(
-        CPU, vocab_size=32000, layers=4, pretrain_steps=48000, distill_epochs=2,
-        objective="electra", mask_rate=0.2, pretrain_lr=1e-3, probe_every=4000,
+        CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2,
+        objective="electra", mask_rate=0.2, pretrain_lr=1e-3, probe_every=3000,
     ),  # fmt: skip
     # a CPU student with 4x the capacity of `cpu` (4 layers / 256): pre-training over ~0.8
     # epochs of the reviews, one fine-tuning epoch, then 3 distillation epochs. Hours on 2
