@@ -68,10 +68,15 @@ class RequestRejected(ClientError):
         """The texts were refused (the handler's 400), not the key or the model."""
         return self.status in (400, 413) and self.error_type not in AUTH_ERRORS
 
-    def as_line(self) -> dict[str, Any]:
-        """What predict_many yields in place of a refused text's prediction."""
-        return {"error": {"code": self.status, "type": self.error_type,
-                          "message": self.error_message}}  # fmt: skip
+    def as_line(self, index: int) -> dict[str, Any]:
+        """What predict_many yields in place of the refused text at `index` of its texts.
+
+        The text was sent alone, so TorchServe named it "text"[0]; the message names its
+        place among the caller's texts instead, and `index` gives it to programs.
+        """
+        message = self.error_message.replace('"text"[0]', f'"text"[{index}]', 1)
+        return {"error": {"code": self.status, "type": self.error_type, "message": message,
+                          "index": index}}  # fmt: skip
 
 
 def model_name(model: str) -> str:
@@ -199,7 +204,8 @@ class SentimentClient:
         concurrency: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Predictions for any number of texts, in order; a refused text yields {"error": ...}.
+        """Predictions for any number of texts, in order; a refused text yields {"error": ...}
+        with its position in `texts` (`index`, and "text"[index] in the message).
 
         Texts are grouped by length within windows of 16 batches (BERT pads a
         batch to its longest text), and `concurrency` requests are in flight so
@@ -215,7 +221,8 @@ class SentimentClient:
                 order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]))
                 groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
                 futures = [
-                    pool.submit(self._predict_batch, [chunk[i] for i in group], model)
+                    pool.submit(self._predict_batch, [chunk[i] for i in group],
+                                [offset + i for i in group], model)  # fmt: skip
                     for group in groups
                 ]
                 answers: list[dict[str, Any]] = [{}] * len(chunk)
@@ -226,20 +233,23 @@ class SentimentClient:
                         progress(len(group))
                 yield from answers
 
-    def _predict_batch(self, texts: Sequence[str], model: str) -> list[dict[str, Any]]:
+    def _predict_batch(
+        self, texts: Sequence[str], positions: Sequence[int], model: str
+    ) -> list[dict[str, Any]]:
+        """One request for `texts` (at `positions` of predict_many's texts); refused, each alone."""
         try:
             return self.predict(texts, model)
         except RequestRejected as err:
             if not err.is_input_error:
                 raise
             if len(texts) == 1:
-                return [err.as_line()]
+                return [err.as_line(positions[0])]
         answers = []
-        for text in texts:  # find the text(s) TorchServe refused; answer the others
+        for text, position in zip(texts, positions):  # which text(s) were refused; answer the rest
             try:
                 answers.extend(self.predict([text], model))
             except RequestRejected as err:
                 if not err.is_input_error:
                     raise
-                answers.append(err.as_line())
+                answers.append(err.as_line(position))
         return answers

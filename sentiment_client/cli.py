@@ -95,20 +95,46 @@ def _progress_bar(total: int, quiet: bool) -> Any:
     return tqdm(total=total, unit="text", disable=quiet or None, file=sys.stderr)
 
 
+def name_line(answer: dict[str, Any], path: str) -> dict[str, Any]:
+    """A refused text read from a file: its error names the file's line (1-based), which the
+    user can find, not its position in the list sent ("text"[index])."""
+    error = answer.get("error")
+    if not isinstance(error, dict) or "index" not in error:
+        return answer
+    line = error.pop("index") + 1
+    where = f"line {line} of {'stdin' if path == '-' else path}"
+    sent_as = f'"text"[{line - 1}]'
+    message = str(error.get("message", ""))
+    error["message"] = message.replace(sent_as, where, 1) if sent_as in message else (
+        f"{where}: {message}")  # fmt: skip
+    error["line"] = line
+    return answer
+
+
+def refused_summary(refused: list[str], total: int) -> str:
+    """One stderr line: how many were refused, and where (the first few)."""
+    shown = ", ".join(refused[:5]) + (", ..." if len(refused) > 5 else "")
+    return (f"{len(refused)} of {total} texts refused by TorchServe ({shown}); their output "
+            "lines hold the error")  # fmt: skip
+
+
 def run_predict(client: SentimentClient, args: argparse.Namespace, out: TextIO) -> int:
     if bool(args.texts) == bool(args.file):
         raise UsageError("give review text(s) or --file, not both or neither")
     texts = args.texts or _read_lines(args.file)
-    refused = 0
+    refused: list[str] = []
     with _progress_bar(len(texts), args.quiet or not args.file) as bar:
         answers = client.predict_many(texts, args.model, args.batch_size, args.concurrency,
                                       progress=bar.update)  # fmt: skip
         for answer in answers:
-            refused += "error" in answer
+            if "error" in answer:
+                answer = name_line(answer, args.file) if args.file else answer
+                error = answer["error"]
+                refused.append(f"line {error['line']}" if "line" in error else
+                               f'"text"[{error.get("index")}]')  # fmt: skip
             out.write(json.dumps(answer, ensure_ascii=False) + "\n")
     if refused:
-        print(f"{refused} of {len(texts)} texts refused by TorchServe; their lines hold the "
-              "error", file=sys.stderr)  # fmt: skip
+        print(refused_summary(refused, len(texts)), file=sys.stderr)
     return EXIT_REFUSED_TEXTS if refused else EXIT_OK
 
 

@@ -43,12 +43,13 @@ def test_file_of_reviews_gives_one_line_per_line(server: TorchServe, nsmc_dir, t
     result = sentiment("predict", "--file", str(tmp_path / "reviews.txt"), "--model", "fast",
                        "--out", str(out), "--batch-size", "32", server=server)  # fmt: skip
     assert result.returncode == 1, result.stderr  # some texts refused
-    assert "1 of 501 texts refused" in result.stderr
+    assert "1 of 501 texts refused by TorchServe (line 101)" in result.stderr
     answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(answers) == len(lines)
-    assert answers[100] == {
-        "error": {"code": 400, "type": "EmptyText", "message": answers[100]["error"]["message"]}
-    }
+    message = (f"line 101 of {tmp_path / 'reviews.txt'} is empty or only whitespace/control "
+               "characters")  # fmt: skip
+    assert answers[100] == {"error": {"code": 400, "type": "EmptyText", "message": message,
+                                      "line": 101}}  # fmt: skip
     predicted = [a["label"] == "positive" for a in answers[:100] + answers[101:]]
     accuracy = sum(p == bool(y) for p, y in zip(predicted, labels)) / len(labels)
     assert accuracy > 0.75  # the 20k-row test model; order kept, or this would be ~0.5
