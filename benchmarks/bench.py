@@ -18,6 +18,11 @@ handler directly, in batches, through the handler's own load path.
     python -m benchmarks.bench --servers fast,bert,cascade -c 1,16,32   # the three endpoints
     python -m benchmarks.bench --servers fast,fast_d5 \
         --variant fast_d5=sentiment_fast:maxBatchDelay=5
+    python -m benchmarks.bench --servers base_int8 --artifacts sentiment_bert=/tmp/base \
+        --variant base_int8=sentiment_bert:handler.runtime=onnx-int8   # any checkpoint
+
+A variant that sets `handler.runtime` of a model built from a checkpoint gets an archive of
+that runtime alone (`build_archive --runtime`), as it would be deployed.
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
 """
@@ -83,6 +88,13 @@ class Variant:
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def runtime(self) -> str | None:
+        """The runtime its archive is built for (handler.runtime of a model with a build step)."""
+        if MODELS[self.model].prepare is None:
+            return None
+        return self.overrides.get("handler.runtime")
+
+    @property
     def ts_props(self) -> dict[str, str]:
         return {k[3:]: str(v) for k, v in self.overrides.items() if k.startswith("ts.")}
 
@@ -137,6 +149,7 @@ def build_variants(
             store,
             archive_name=variant.label,
             config_file=config_file,
+            runtime=variant.runtime,
         )
     return archives
 
@@ -307,6 +320,15 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
+def parse_artifacts(text: str) -> tuple[str, Path]:
+    """`--artifacts sentiment_bert=DIR`: measure that trained dir instead of the model's own."""
+    model, _, directory = text.partition("=")
+    if model not in MODELS or not directory:
+        raise argparse.ArgumentTypeError(f"--artifacts {text!r}: expected model=DIR with model "
+                                         f"in {', '.join(MODELS)}")  # fmt: skip
+    return model, Path(directory)
+
+
 def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -> dict:
     """Measure, and return the report; `artifacts` replaces a model's trained dir (tests)."""
     if not shutil.which("wrk"):
@@ -393,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="label=model[:key=value,...] (model-config, handler.*, ts.* keys)",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip in-process ceilings")
+    parser.add_argument("--artifacts", type=parse_artifacts, action="append", default=[],
+                        metavar="MODEL=DIR", help="a trained dir (e.g. any checkpoint) to "
+                        "measure instead of the model's own")  # fmt: skip
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser
@@ -401,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = run(args)
+        report = run(args, dict(args.artifacts))
     except (BenchError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

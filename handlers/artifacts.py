@@ -15,11 +15,17 @@ from typing import Any, Mapping, Sequence
 METADATA_FILE = "metadata.json"
 FAST_MODEL_FILE = "model.joblib"  # sentiment_fast: the fitted scikit-learn pipeline
 # sentiment_bert: a save_pretrained directory (weights, config, tokenizer)
-BERT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+BERT_WEIGHTS_FILE = "model.safetensors"
+BERT_FILES = (BERT_WEIGHTS_FILE, "config.json", "tokenizer.json", "tokenizer_config.json")
+#: what every sentiment_bert archive carries, whichever runtime it is built for
+BERT_COMMON_FILES = BERT_FILES[1:]
 # sentiment_bert, optional: the same weights exported for ONNX Runtime when the archive is built
 BERT_ONNX_FILE = "model.onnx"
 # ... and its dynamic int8 quantization (onnxruntime.quantization), for `runtime: onnx-int8`
 BERT_ONNX_INT8_FILE = "model.int8.onnx"
+#: the one model file each sentiment_bert runtime (handler.runtime) serves from
+BERT_RUNTIME_FILES = {"onnx": BERT_ONNX_FILE, "onnx-int8": BERT_ONNX_INT8_FILE,
+                      "torch": BERT_WEIGHTS_FILE}  # fmt: skip
 #: the exported graph's output, named by scripts/packaging/bert_onnx.py and read by the handler
 BERT_ONNX_OUTPUT = "logits"
 
@@ -64,6 +70,20 @@ def add_artifact(model_dir: Path, name: str, metadata: Mapping[str, Any]) -> dic
     recorded = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
     hashes = recorded.pop("artifact_sha256", {})
     return write_metadata(model_dir, {**recorded, **metadata}, [*hashes, name])
+
+
+def remove_artifacts(model_dir: Path, names: Sequence[str], entries: Mapping[str, Any]) -> dict:
+    """Delete `names` from `model_dir` and from metadata.json's hashes, adding `entries`.
+
+    For an archive that leaves files out (one runtime's): a hash recorded for a file
+    that is not there fails the load, so the record goes with the file.  The other
+    hashes stay as recorded, as in update_metadata.
+    """
+    for name in names:
+        (model_dir / name).unlink(missing_ok=True)
+    hashes = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))["artifact_sha256"]
+    kept = {name: digest for name, digest in hashes.items() if name not in names}
+    return update_metadata(model_dir, {**entries, "artifact_sha256": kept})
 
 
 def update_metadata(model_dir: Path, entries: Mapping[str, Any]) -> dict:

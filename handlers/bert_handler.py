@@ -9,7 +9,10 @@ archive carries the `model.onnx` exported at build time: measured faster here;
 `runtime: onnx-int8` serves its dynamic int8 quantization, also made at build
 time) and torch (on a GPU, with `runtime: torch`, or for archives without the
 export).  `self.model` is always the torch model, loaded on first use when ONNX
-serves, so code that needs gradients (explanations) has it.
+serves, so code that needs gradients (explanations) has it.  An archive built for
+one runtime (`build_archive --runtime`) packs only that runtime's model file: an
+ONNX-only one answers predictions, and explanations with 501 (no weights to take
+gradients of).
 
 Explanations attribute the log-odds of "positive" to each word piece of the
 text through the torch model's input embeddings (`self.model` must be the
@@ -22,21 +25,35 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_FILES, BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT
+from handlers.artifacts import (
+    BERT_COMMON_FILES,
+    BERT_ONNX_OUTPUT,
+    BERT_RUNTIME_FILES,
+    BERT_WEIGHTS_FILE,
+    MissingArtifactError,
+)
 from handlers.bert_settings import BertSettings, position_limit
-from handlers.contract import Explanation, TokenScore, checkpoint_labels, columns_of, label_names
+from handlers.contract import (
+    Explanation,
+    RequestError,
+    TokenScore,
+    checkpoint_labels,
+    columns_of,
+    label_names,
+)
 from handlers.scoring import softmax
 from handlers.sentiment_handler import SentimentHandler
 
 logger = logging.getLogger(__name__)
-ONNX_FILES = {"onnx": BERT_ONNX_FILE, "onnx-int8": BERT_ONNX_INT8_FILE}  # by runtime
+# by runtime: the exports ONNX Runtime serves
+ONNX_FILES = {run: name for run, name in BERT_RUNTIME_FILES.items() if name != BERT_WEIGHTS_FILE}
 
 
 def _device(context: Any) -> torch.device:
@@ -57,6 +74,31 @@ def _onnx_session(path: Path, threads: int) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def packed_runtimes(packed: Collection[str]) -> list[str]:
+    """The runtimes whose model file an archive packs (`packed`: its hash-checked files)."""
+    return [runtime for runtime, name in BERT_RUNTIME_FILES.items() if name in packed]
+
+
+def served_runtime(asked: str, packed: Collection[str], on_cpu: bool) -> str:
+    """The runtime that serves: `asked` where the archive packs its export (ONNX Runtime runs
+    on CPU, so a GPU worker takes the weights where they are packed), else torch on the
+    weights; an archive with neither was built for another runtime and is refused by name."""
+    export = ONNX_FILES.get(asked)
+    weights = BERT_WEIGHTS_FILE in packed
+    if export in packed and (on_cpu or not weights):
+        return asked
+    if weights:
+        if export is not None and on_cpu:
+            logger.warning("runtime %s asked for, but the archive has no %s: serving torch "
+                           "(rebuild the archive to export it)", asked, export)  # fmt: skip
+        return "torch"
+    raise MissingArtifactError(
+        f"handler.runtime {asked} needs {BERT_RUNTIME_FILES[asked]}, which this archive does not "
+        f"pack (it packs runtime {', '.join(packed_runtimes(packed)) or 'none'}): serve that "
+        f"runtime, or build the archive with `build_archive sentiment_bert --runtime {asked}`"
+    )
+
+
 def served_labels(metadata: Mapping[str, Any], id2label: Mapping[Any, str]) -> list[str]:
     """Labels by logit column: as the build recorded them (build_archive's --labels overrides
     the config there), else the config's own names; unknown names raise, never guessed."""
@@ -66,7 +108,7 @@ def served_labels(metadata: Mapping[str, Any], id2label: Mapping[Any, str]) -> l
 
 
 class SentimentBertHandler(SentimentHandler):
-    required_files = BERT_FILES
+    required_files = BERT_COMMON_FILES  # and the served runtime's file (served_runtime)
 
     def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:
         hf_logging.disable_progress_bar()
@@ -89,18 +131,15 @@ class SentimentBertHandler(SentimentHandler):
         if self.explain_method == "integrated_gradients":
             import captum.attr  # noqa: F401  (~1 s: paid at load, not by the first explanation)
         self.ig_steps = settings.ig_steps
-        export = ONNX_FILES.get(settings.runtime)
-        exported = export in self.metadata.get("artifact_sha256", {})  # hash checked
+        self.packed = set(self.metadata.get("artifact_sha256", {}))  # hash checked
+        self.runtime = served_runtime(settings.runtime, self.packed, self.device.type == "cpu")
         self.session = None
-        if exported and self.device.type == "cpu":
-            self.session = _onnx_session(model_dir / export, settings.torch_threads)
-            self.onnx_inputs = [node.name for node in self.session.get_inputs()]
-        else:
-            if export is not None and self.device.type == "cpu":
-                logger.warning("runtime %s asked for, but the archive has no %s: serving torch "
-                               "(rebuild the archive to export it)", settings.runtime, export)
+        if self.runtime == "torch":
             self.model  # noqa: B018 -- load now: it serves every request
-        self.runtime = settings.runtime if self.session is not None else "torch"
+        else:
+            path = model_dir / ONNX_FILES[self.runtime]
+            self.session = _onnx_session(path, settings.torch_threads)
+            self.onnx_inputs = [node.name for node in self.session.get_inputs()]
 
     def _token_limit(self, configured: int, checkpoint: Any) -> int:
         """`configured`, cut to what the checkpoint can embed: a longer text would fail
@@ -114,8 +153,20 @@ class SentimentBertHandler(SentimentHandler):
 
     @property
     def model(self) -> torch.nn.Module:
-        """The torch model: serves with runtime torch; loaded on first use otherwise."""
+        """The torch model: serves with runtime torch; loaded on first use otherwise.
+
+        An archive built for an ONNX runtime alone packs no weights: what needs them
+        (explanations) is refused for its own request, with how to get an archive that has them.
+        """
         if self._torch_model is None:
+            if BERT_WEIGHTS_FILE not in self.packed:
+                raise RequestError(
+                    "ExplanationUnavailable",
+                    f"this archive was built for runtime {self.runtime} alone and packs no torch "
+                    "weights, which explanations need; predictions work. Build it with "
+                    "`build_archive sentiment_bert --runtime torch` or without --runtime",
+                    code=501,
+                )
             model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
             if self.device.type == "cuda" and self.fp16:
                 model = model.half()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from handlers.artifacts import BERT_RUNTIME_FILES
+
 # transformers' "no limit" for a tokenizer is 1e30; a real one is a few thousand tokens at most
 SANE_TOKENIZER_LIMIT = 1 << 20
 # Architectures whose position ids start after the padding index (RoBERTa's
@@ -17,7 +19,7 @@ PADDED_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "da
                     "roberta-prelayernorm", "longformer", "xmod", "ibert", "markuplm")  # fmt: skip
 EXPLAIN_METHODS = ("gradient_x_input", "integrated_gradients")  # methods of SentimentBertHandler
 # onnx: the fp32 export; onnx-int8: its dynamic int8 quantization; torch: the weights themselves
-RUNTIMES = ("onnx", "onnx-int8", "torch")
+RUNTIMES = tuple(BERT_RUNTIME_FILES)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from handlers.contract import (
     Limits,
     ModelError,
     ParsedRequest,
+    RequestError,
     TokenScore,
     decode_batch,
     encode_batch,
@@ -80,7 +81,7 @@ class SentimentHandler(BaseHandler, ABC):
         """`GET /models/<name>?customized=true`: what was trained, on what, and how well."""
         keys = ("model", "description", "labels", "label_source", "test_accuracy",
                 "seed_baseline_accuracy", "train_rows", "train_file_sha256", "created_at",
-                "preset", "versions", "calibration")  # fmt: skip
+                "preset", "versions", "calibration", "runtimes")  # fmt: skip
         described = {key: self.metadata[key] for key in keys if key in self.metadata}
         described["model_version"] = (self.manifest or {}).get("model", {}).get("modelVersion")
         return json.dumps(described)
@@ -183,12 +184,15 @@ class SentimentHandler(BaseHandler, ABC):
 
     def answer_each(self, batch: Batch, wanted: list[bool]) -> Batch:
         """The batch's requests one at a time: one that fails again gets its own 500
-        (ModelError), and only it; its batch-mates are answered."""
+        (ModelError), or the status of a RequestError raised for it, and only it; its
+        batch-mates are answered."""
         parts = []
         for part, flags in split_batch(batch, wanted):
             if part.texts:
                 try:
                     self.answer(part, flags)
+                except RequestError as err:  # what this model cannot do, said as it is
+                    part = Batch([err])
                 except Exception as err:  # this request's own error response
                     logger.exception("%s: a request failed alone", self.context.model_name)
                     part = Batch([ModelError(err)])

@@ -5,8 +5,11 @@ inside scripts/packaging/build_archive.py on the staged copy of the artifacts, g
 foreign checkpoint its manifest, writes model.onnx beside model.safetensors (which stays, for
 the torch runtime and explanations), checks both on sample batches with padding, adds its
 dynamic int8 quantization (model.int8.onnx, served with `runtime: onnx-int8`), and records
-each file's SHA-256 in metadata.json like every other artifact.  The parity check over the
-NSMC test set is a benchmark: benchmarks/onnx_parity.py.
+each file's SHA-256 in metadata.json like every other artifact.  Built for one runtime
+(`build_archive --runtime`), the stage keeps only that runtime's model file: no ONNX for
+torch, no weights for an ONNX runtime (the int8 file is still made from the fp32 export,
+which then goes).  The parity check over the NSMC test set is a benchmark:
+benchmarks/onnx_parity.py.
 """
 
 from __future__ import annotations
@@ -23,12 +26,23 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from handlers.artifacts import BERT_ONNX_FILE, BERT_ONNX_INT8_FILE, BERT_ONNX_OUTPUT, add_artifact
-from handlers.bert_settings import position_limit
+from handlers.artifacts import (
+    BERT_ONNX_FILE,
+    BERT_ONNX_INT8_FILE,
+    BERT_ONNX_OUTPUT,
+    BERT_RUNTIME_FILES,
+    add_artifact,
+    remove_artifacts,
+)
+from handlers.bert_settings import RUNTIMES, position_limit
 from handlers.scoring import softmax
 from scripts.packaging.bert_checkpoint import ensure_manifest
 
 TOLERANCE = 1e-4  # max |p_onnx - p_torch| accepted, per probability
+# Other weight files a checkpoint may carry (pytorch_model.bin, shards, TF/Flax): an archive
+# without the torch runtime leaves them out too.
+WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json",
+                   "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt*")  # fmt: skip
 OPSET = 17
 # Different lengths, so the export traces the padded (attention-masked) path.
 SAMPLE = [
@@ -130,9 +144,30 @@ def quantize_int8(model_dir: Path) -> dict:
     return add_artifact(model_dir, BERT_ONNX_INT8_FILE, {"onnx_int8": method})
 
 
-def prepare(stage: Path, source: Path, labels: Sequence[str] | None = None) -> dict:
-    """The archive's build step: a foreign checkpoint gets its manifest, every one its exports
-    and its label order checked (`labels`: stated with build_archive's --labels)."""
+def unpacked_files(stage: Path, runtimes: Sequence[str]) -> list[str]:
+    """The files in `stage` that no runtime in `runtimes` serves from: the other runtimes'
+    model files, and every weight file when torch is not among them."""
+    others = [BERT_RUNTIME_FILES[r] for r in RUNTIMES if r not in runtimes]
+    if "torch" not in runtimes:
+        others += [path.name for pattern in WEIGHT_PATTERNS for path in stage.glob(pattern)]
+    return sorted({name for name in others if (stage / name).exists()})
+
+
+def keep_runtimes(stage: Path, runtimes: Sequence[str]) -> dict:
+    """Leave only what `runtimes` serve from in `stage`, recorded as `runtimes` in metadata.json."""
+    return remove_artifacts(stage, unpacked_files(stage, runtimes), {"runtimes": list(runtimes)})
+
+
+def prepare(
+    stage: Path, source: Path, labels: Sequence[str] | None = None, runtime: str | None = None
+) -> dict:
+    """The archive's build step: a foreign checkpoint gets its manifest, every one its label
+    order checked (`labels`: stated with build_archive's --labels) and the exports its
+    runtimes need (`runtime`: the one the archive is for; None: all three)."""
+    runtimes = list(RUNTIMES) if runtime is None else [runtime]
     ensure_manifest(stage, str(source), labels)
-    export(stage)
-    return quantize_int8(stage)
+    if {"onnx", "onnx-int8"} & set(runtimes):
+        export(stage)
+    if "onnx-int8" in runtimes:
+        quantize_int8(stage)
+    return keep_runtimes(stage, runtimes)

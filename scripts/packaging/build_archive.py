@@ -8,10 +8,17 @@ of the model dir, which TorchServe puts on sys.path), so the handler imports
     python -m scripts.packaging.build_archive sentiment_fast --version 2.0  # a _v2.0.mar
     python -m scripts.packaging.build_archive sentiment     # the cascade: both models' artifacts
     python -m scripts.packaging.build_archive sentiment_bert --artifacts DIR --labels pos,neg
+    python -m scripts.packaging.build_archive sentiment_bert --artifacts DIR --runtime onnx-int8
 
 `--labels` states which checkpoint index is which label (index order), for a checkpoint
 whose config names them in words the project does not read (the build refuses those),
 or names them wrongly: it overrides the config, and metadata.json records the order used.
+
+`--runtime` packs what one runtime serves from and makes it the archive's
+`handler.runtime`: `torch` the weights (a GPU), `onnx` the fp32 export, `onnx-int8` its
+int8 copy; tokenizer, config and metadata always.  Without it (what `make serve` builds)
+the archive carries all three, served as model-config.yaml says: for a base-size
+checkpoint three copies of the weights.
 
 A version other than the default 1.0 gets its own file, `<model>_v<version>.mar`, holding
 model name `<model>`: `scripts.ops.manage register sentiment_fast_v2.0.mar` adds it beside the
@@ -36,7 +43,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import yaml
+
 from handlers.artifacts import METADATA_FILE, write_metadata
+from handlers.bert_settings import RUNTIMES
 from handlers.contract import LABELS, UnknownLabelsError
 from scripts.nsmc import resolve_data_dir
 from scripts.registry import (
@@ -96,12 +106,14 @@ def build_archive(
     config_file: Path | None = None,
     model_name: str | None = None,
     labels: Sequence[str] | None = None,
+    runtime: str | None = None,
 ) -> Path:
     """Write `<store>/<archive_name or spec.name>.mar` and return its path.
 
     The archive registers as `model_name` (default: the archive's name) unless told otherwise.
     `config_file` replaces the model's archive/<name>/model-config.yaml (benchmarks).
     `labels`: each checkpoint index's label, overriding its config (models with a build step).
+    `runtime`: the one runtime the archive packs and serves (None: all, as configured).
     """
     artifacts = artifacts or spec.default_artifacts
     store.mkdir(parents=True, exist_ok=True)
@@ -115,14 +127,17 @@ def build_archive(
         if spec.components:
             _stage_composed(spec, artifacts, stage)
         else:
-            _stage(spec, artifacts, stage, labels)
+            _stage(spec, artifacts, stage, labels, runtime)
+        config_file = config_file or spec.config_file
+        if runtime is not None:
+            config_file = with_runtime(config_file, runtime, Path(tmp) / "model-config.yaml")
         command = [
             _archiver(),
             "--model-name", model_name or archive_name,
             "--version", version,
             "--handler", str(HANDLERS_DIR / spec.handler),
             "--extra-files", str(stage),
-            "--config-file", str(config_file or spec.config_file),
+            "--config-file", str(config_file),
             "--export-path", str(export),
         ]  # fmt: skip
         subprocess.run(command, check=True)
@@ -157,8 +172,20 @@ def describe_existing(archive: Path) -> str:
             "until it is registered again")  # fmt: skip
 
 
+def with_runtime(config_file: Path, runtime: str, out: Path) -> Path:
+    """A copy of model-config.yaml at `out` whose handler.runtime is `runtime`."""
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    config.setdefault("handler", {})["runtime"] = runtime
+    out.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return out
+
+
 def _stage(
-    spec: ModelSpec, artifacts: Path, stage: Path, labels: Sequence[str] | None = None
+    spec: ModelSpec,
+    artifacts: Path,
+    stage: Path,
+    labels: Sequence[str] | None = None,
+    runtime: str | None = None,
 ) -> None:
     """Copy a model's artifacts into `stage` and add its build-time ones."""
     if not artifacts.is_dir():
@@ -167,10 +194,11 @@ def _stage(
     for item in artifacts.iterdir():
         if item.is_file():  # sub-directories are training state (work/), not artifacts
             shutil.copy2(item, stage / item.name)
-    if labels is not None and spec.prepare is None:
-        raise ValueError(f"{spec.name} has no build step that reads labels")
+    if (labels, runtime) != (None, None) and spec.prepare is None:
+        raise ValueError(f"{spec.name} has no build step that reads labels or a runtime")
     if spec.prepare is not None:
-        stated = {} if labels is None else {"labels": labels}
+        stated = {key: value for key, value in (("labels", labels), ("runtime", runtime))
+                  if value is not None}  # fmt: skip
         entry_point(spec.prepare)(stage, artifacts.resolve(), **stated)
 
 
@@ -203,15 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--labels", type=_label_list, metavar="LABEL,LABEL",
                         help="the checkpoint's labels in index order, e.g. negative,positive "
                         "(overrides its config.json; sentiment_bert)")  # fmt: skip
+    parser.add_argument("--runtime", choices=RUNTIMES,
+                        help="pack only what this runtime serves from and serve it (default: "
+                        "all three, served as model-config.yaml says; sentiment_bert)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.labels is not None and MODELS[args.model].prepare is None:
-        parser.error(f"--labels: {args.model} is not built from a checkpoint")
+    for flag in ("labels", "runtime"):
+        if getattr(args, flag) is not None and MODELS[args.model].prepare is None:
+            parser.error(f"--{flag}: {args.model} is not built from a checkpoint")
     name = versioned_name(args.model, args.version)
     print(describe_existing(args.store / f"{name}.mar"))
     artifacts = args.artifacts or ensure_artifacts(args.model, None)
     try:
         path = build_archive(MODELS[args.model], artifacts, args.store, args.version, name,
-                             model_name=args.model, labels=args.labels)  # fmt: skip
+                             model_name=args.model, labels=args.labels,
+                             runtime=args.runtime)  # fmt: skip
     except UnknownLabelsError as err:
         parser.error(str(err))
     print(f"wrote {path}: {args.model} version {args.version}" + (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,20 @@ def test_variant_overrides_land_in_the_right_config():
     assert variant.ts_props == {"number_of_netty_threads": "4"}
     with pytest.raises(argparse.ArgumentTypeError, match="label=model"):
         bench.parse_variant("x=no_such_model")
+
+
+def test_a_variant_of_a_checkpoint_runtime_gets_an_archive_of_that_runtime():
+    """handler.runtime of sentiment_bert builds a one-runtime archive; other models ignore it."""
+    int8 = bench.parse_variant("b8=sentiment_bert:handler.runtime=onnx-int8")
+    assert int8.runtime == "onnx-int8" and bench.parse_variant("b=sentiment_bert").runtime is None
+    assert bench.parse_variant("f=sentiment_fast:handler.runtime=onnx").runtime is None
+
+
+def test_artifacts_name_a_model_and_a_directory():
+    args = bench.build_parser().parse_args(["--artifacts", "sentiment_bert=/tmp/base"])
+    assert dict(args.artifacts) == {"sentiment_bert": Path("/tmp/base")}
+    with pytest.raises(argparse.ArgumentTypeError, match="model=DIR"):
+        bench.parse_artifacts("no_such_model=/tmp/base")
 
 
 def test_report_medians_and_targets():
