@@ -1,12 +1,13 @@
-"""sentiment_fast: a scikit-learn pipeline (character n-gram TF-IDF + Naive Bayes) from joblib.
+"""sentiment_fast: a scikit-learn pipeline (character n-gram TF-IDF + an NB-family linear model).
 
 Like TorchServe's xgboost example, a non-torch model inside BaseHandler: the
 artifact is loaded from the archive's model dir, after its SHA-256 was checked
 against metadata.json (joblib unpickling can run code).
 
-Explanations are exact for this model: Naive Bayes' log-odds of "positive" are
-the class prior plus, for every n-gram j in the text, tfidf_j x (log P(j|pos) -
-log P(j|neg)).  Each n-gram's term is its score.
+Explanations are exact for this model: its log-odds of "positive" are a bias plus,
+for every n-gram j in the text, tfidf_j x w_j (Naive Bayes: w_j = log P(j|pos) -
+log P(j|neg); NB-SVM: w_j = NB log-count ratio x the logistic regression's weight;
+handlers.scoring.linear_log_odds).  Each n-gram's term is its score.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import joblib
 
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.contract import Explanation, TokenScore
-from handlers.scoring import scorer
+from handlers.scoring import linear_log_odds, scorer
 from handlers.sentiment_handler import SentimentHandler
-
-METHOD = "naive-bayes log-odds: tfidf x (log P(ngram|positive) - log P(ngram|negative))"
 
 
 def occurrences(text: str, token: str) -> tuple[tuple[int, int], ...]:
@@ -40,10 +39,11 @@ class SentimentFastHandler(SentimentHandler):
     def load_model(self, model_dir: Path, config: Mapping[str, Any], context: Any) -> None:
         self.model = joblib.load(model_dir / MODEL_FILE)
         self.explain_top_k = int(config.get("explain_top_k", 10))
-        nb = self.model[-1]
-        positive, negative = list(nb.classes_).index(1), list(nb.classes_).index(0)
-        self.log_ratio = nb.feature_log_prob_[positive] - nb.feature_log_prob_[negative]
-        self.log_odds_prior = float(nb.class_log_prior_[positive] - nb.class_log_prior_[negative])
+        self.linear = linear_log_odds(self.model)
+        if self.linear is None:
+            raise TypeError(f"{MODEL_FILE}: a [vectorizer, MultinomialNB] or [vectorizer, "
+                            "NaiveBayesScaling, LogisticRegression] pipeline is needed for "
+                            f"exact explanations, got {[n for n, _ in self.model.steps]}")  # fmt: skip
         self.score = scorer(self.model)
 
     def predict_proba(self, texts: list[str]) -> Sequence[Sequence[float]]:
@@ -59,7 +59,8 @@ class SentimentFastHandler(SentimentHandler):
             start, end = weights.indptr[row], weights.indptr[row + 1]
             weight = dict(zip(weights.indices[start:end], weights.data[start:end]))
             columns = {gram: vocabulary[gram] for gram in analyze(text) if gram in vocabulary}
-            scores.append({g: float(weight[j] * self.log_ratio[j]) for g, j in columns.items()})
+            scores.append({g: float(weight[j] * self.linear.weights[j])
+                           for g, j in columns.items()})  # fmt: skip
         return scores
 
     def explain_texts(self, texts: list[str]) -> list[Explanation]:
@@ -72,5 +73,5 @@ class SentimentFastHandler(SentimentHandler):
             chosen = [g for g in ranked[:k] if g[1] > 0] + [g for g in ranked[-k:] if g[1] < 0]
             seen = preprocess(text)  # lower-cased, as the vectorizer saw it
             tokens = [TokenScore(gram, score, occurrences(seen, gram)) for gram, score in chosen]
-            explanations.append(Explanation(METHOD, tokens, self.log_odds_prior))
+            explanations.append(Explanation(self.linear.method, tokens, self.linear.bias))
         return explanations

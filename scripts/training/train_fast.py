@@ -1,11 +1,15 @@
-"""Train sentiment_fast: character n-gram TF-IDF + Multinomial Naive Bayes, saved with joblib.
+"""Train sentiment_fast: character n-gram TF-IDF + NB-SVM, saved with joblib.
 
 Korean is agglutinative and inconsistently spaced, so character n-grams
 (which see stems and endings whether or not a space is there) beat the seed's
-word counts by about five points on NSMC.  The seed baseline is trained and
-scored in the same run so the gain is visible.  The validation split of the
-training file is held out of fitting and used to calibrate the model's
-confidences (scripts/training/calibrate.py), which Naive Bayes badly needs.
+word counts by about five points on NSMC.  NB-SVM (Wang & Manning 2012: each n-gram
+scaled by its Naive Bayes log-count ratio, then a logistic regression) keeps Naive
+Bayes' strength on short texts and corrects its independence assumption: 1.7 points
+above char NB on the validation split, at the same serving cost (one sparse product),
+and still linear per n-gram, so explanations stay exact.  The seed baseline is trained
+and scored in the same run so the gain is visible.  The validation split of the
+training file is held out of fitting, scores the model (choices are made on it) and
+calibrates its confidences (scripts/training/calibrate.py).
 
     python -m scripts.training.train_fast --data-dir ../shared/nsmc --out build/sentiment_fast
 """
@@ -25,12 +29,14 @@ import numpy as np
 import scipy
 import sklearn
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from handlers.artifacts import FAST_MODEL_FILE as MODEL_FILE
 from handlers.artifacts import METADATA_FILE, sha256_of, write_metadata
 from handlers.contract import LABELS
+from handlers.scoring import NaiveBayesScaling
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 from scripts.training.calibrate import calibrate
 
@@ -43,11 +49,26 @@ def seed_pipeline() -> Pipeline:
 
 
 def char_ngram_pipeline() -> Pipeline:
-    """The served model; settings chosen by test accuracy within the 60 s training budget."""
+    """The model served until 2026-12 (char NB), now a teacher member for sentiment_bert."""
     vectorizer = TfidfVectorizer(
         analyzer="char", ngram_range=(1, 6), binary=True, min_df=2, dtype=np.float32
     )
     return make_pipeline(vectorizer, MultinomialNB(alpha=0.05))
+
+
+# chosen on the validation split (docs/models/training.md): n-grams up to NBSVM_MAX_N
+# characters, inverse regularisation NBSVM_C
+NBSVM_MAX_N = 7
+NBSVM_C = 4.0
+
+
+def nbsvm_pipeline(max_n: int = NBSVM_MAX_N, c: float = NBSVM_C) -> Pipeline:
+    """The served model: logistic regression on NB-scaled char 1-`max_n`-grams."""
+    vectorizer = TfidfVectorizer(
+        analyzer="char", ngram_range=(1, max_n), binary=True, sublinear_tf=True, min_df=2,
+        dtype=np.float32,
+    )  # fmt: skip
+    return make_pipeline(vectorizer, NaiveBayesScaling(), LogisticRegression(C=c, solver="liblinear"))
 
 
 def _step(label: str) -> Callable[[], float]:
@@ -63,18 +84,22 @@ def _step(label: str) -> Callable[[], float]:
     return done
 
 
+Labelled = tuple[Sequence[str], Sequence[int]]
+
+
+def accuracy_on(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[int]) -> float:
+    return float(np.mean(pipeline.predict(texts) == np.asarray(labels)))
+
+
 def fit_and_score(
-    pipeline: Pipeline,
-    train: tuple[Sequence[str], Sequence[int]],
-    test: tuple[Sequence[str], Sequence[int]],
-    name: str,
+    pipeline: Pipeline, train: Labelled, test: Labelled, name: str
 ) -> tuple[float, float]:
     """(test accuracy, training seconds)."""
     done = _step(f"training {name} on {len(train[0]):,} reviews")
     pipeline.fit(*train)
     seconds = done()
     done = _step(f"scoring {name} on {len(test[0]):,} reviews")
-    accuracy = float(np.mean(pipeline.predict(test[0]) == np.asarray(test[1])))
+    accuracy = accuracy_on(pipeline, *test)
     done()
     return accuracy, seconds
 
@@ -83,13 +108,15 @@ def train(data_dir: Path, out_dir: Path, max_rows: int | None = None) -> dict[st
     """Train, score against the seed baseline, write model.joblib + metadata.json, calibrate."""
     train_path, test_path = ensure_files(data_dir)
     done = _step(f"reading {train_path} and {test_path}")
-    train_set = read_labelled(train_path, max_rows, part="fit")  # validation rows: calibration
+    train_set = read_labelled(train_path, max_rows, part="fit")
+    validation_set = read_labelled(train_path, max_rows, part="validation")  # choices, calibration
     test_set = read_labelled(test_path)
     done()
 
     baseline_accuracy, _ = fit_and_score(seed_pipeline(), train_set, test_set, "seed baseline")
-    model = char_ngram_pipeline()
-    accuracy, train_seconds = fit_and_score(model, train_set, test_set, "char n-gram NB")
+    model = nbsvm_pipeline()
+    accuracy, train_seconds = fit_and_score(model, train_set, test_set, "char n-gram NB-SVM")
+    validation_accuracy = accuracy_on(model, *validation_set)
 
     # The n-grams dropped by min_df are kept only for introspection; they would double the file.
     model.steps[0][1].stop_words_ = None
@@ -97,12 +124,15 @@ def train(data_dir: Path, out_dir: Path, max_rows: int | None = None) -> dict[st
     joblib.dump(model, out_dir / MODEL_FILE)
     metadata = {
         "model": "sentiment_fast",
-        "description": "char 1-6-gram binary TF-IDF + MultinomialNB(alpha=0.05)",
+        "description": f"NB-SVM: char 1-{NBSVM_MAX_N}-gram binary sublinear TF-IDF, scaled by "
+        f"NB log-count ratios, LogisticRegression(C={NBSVM_C:g})",
         "labels": list(LABELS),
         "test_accuracy": round(accuracy, 4),
+        "validation_accuracy": round(validation_accuracy, 4),
         "seed_baseline_accuracy": round(baseline_accuracy, 4),
         "train_rows": len(train_set[0]),
         "train_part": "fit",  # the training file minus its validation split
+        "validation_rows": len(validation_set[0]),
         "test_rows": len(test_set[0]),
         "train_file_sha256": sha256_of(train_path),
         "test_file_sha256": sha256_of(test_path),
@@ -120,7 +150,8 @@ def train(data_dir: Path, out_dir: Path, max_rows: int | None = None) -> dict[st
     metadata["calibration"] = calibrate("sentiment_fast", out_dir, data_dir, max_rows)
     print(
         f"seed baseline (CountVectorizer+MultinomialNB) test accuracy: {baseline_accuracy:.4f}\n"
-        f"sentiment_fast ({metadata['description']}) test accuracy: {accuracy:.4f}, "
+        f"sentiment_fast ({metadata['description']}) test accuracy: {accuracy:.4f} "
+        f"(validation {validation_accuracy:.4f}), "
         f"fit in {train_seconds:.1f}s\nwrote {out_dir / MODEL_FILE} and {out_dir / METADATA_FILE}"
     )
     return metadata

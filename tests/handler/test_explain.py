@@ -67,26 +67,29 @@ def bert(request):
     return committed_bert(request.param)
 
 
-def test_fast_scores_are_the_naive_bayes_log_odds(fast):
+def test_fast_scores_are_the_models_log_odds(fast):
     """Prior + every n-gram's term = the model's own log-odds, exactly."""
     handler, _ = fast
     texts = [text for text, _ in SEEDS]
     for text, scores in zip(texts, handler.ngram_scores(texts)):
-        assert handler.log_odds_prior + sum(scores.values()) == pytest.approx(
+        assert handler.linear.bias + sum(scores.values()) == pytest.approx(
             log_odds(handler, text), abs=1e-6
         )
 
 
 @pytest.mark.parametrize("text,label", SEEDS)
-def test_fast_removing_the_top_ngram_moves_the_probability(fast, text: str, label: str):
-    """Cutting the n-gram that pushed hardest towards the label pushes the text away from it."""
+def test_fast_top_ngram_alone_reads_as_its_score_says(fast, text: str, label: str):
+    """The n-gram that pushed hardest towards the label is, on its own, read as that label.
+
+    (Deleting it from the text is no test for this model: TF-IDF rows are L2-normalised, so
+    the n-grams left behind weigh more once it is gone, and a clearly positive text can read
+    more positive without its top n-gram.)"""
     handler, _ = fast
     [explanation] = handler.explain_texts([text])
     check_spans(text, explanation)
     top = explanation.tokens[0] if label == "positive" else explanation.tokens[-1]
     assert (top.score > 0) == (label == "positive")
-    change = log_odds(handler, without(text, top.spans)) - log_odds(handler, text)
-    assert change * top.score < 0, (top, change)
+    assert log_odds(handler, top.token) * top.score > 0, top
 
 
 @pytest.mark.parametrize("text,label", SEEDS)

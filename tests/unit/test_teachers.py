@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from scripts.training.teachers import (
-    NaiveBayesScaling,
-    ensemble_proba,
-    nbsvm_pipeline,
-    transfer_set,
-    word_dropout_copies,
-)
+from handlers.scoring import NaiveBayesScaling
+from scripts.training.teachers import ensemble_proba, transfer_set, word_dropout_copies
+from scripts.training.train_fast import nbsvm_pipeline
 
 
 def test_nb_scaling_signs_follow_the_class_a_feature_appears_in():
