@@ -77,7 +77,8 @@ def kserve_properties(snapshot: Mapping[str, Any]) -> dict[str, str]:
       Authenticate at KServe's ingress instead;
     - environment overrides off: KServe's stock runtime sets TS_SERVICE_ENVELOPE=kserve, whose
       envelope breaks batching (module docstring); the handlers speak KServe v1 themselves;
-    - no model registration over HTTP, metrics for Prometheus on :8082.
+    - no model registration over HTTP: model API off, no URL allowed, no workflow store
+      (config.properties says why); metrics for Prometheus on :8082.
     """
     return {
         "inference_address": "http://0.0.0.0:8085",
@@ -90,6 +91,8 @@ def kserve_properties(snapshot: Mapping[str, Any]) -> dict[str, str]:
         "enable_envvars_config": "false",
         "disable_token_authorization": "true",
         "enable_model_api": "false",
+        "allowed_urls": "(?!)",
+        "workflow_store": "no-workflow-store",
         "install_py_dep_per_model": "false",
         "metrics_mode": "prometheus",
         "model_metrics_auto_detect": "true",

@@ -62,6 +62,24 @@ def find_archive(store: Path, given: str) -> Path:
     raise ManagementError(f"no archive {given!r}: looked for {looked}; the store has {present}")
 
 
+def registration_url(store: Path, archive: Path) -> str:
+    """The `url` to send for `archive`: its bare file name, checked to be a .mar file of the store.
+
+    TorchServe matches only `file://` and `http(s)://` URLs against `allowed_urls`; anything
+    else is taken as a path and never checked: a directory anywhere on the disk (`/tmp/x`, `.`,
+    `x/` = the model store itself) is registered as a model, its handler code run.  So nothing
+    but a plain archive name leaves this module, whatever the caller passed."""
+    store = store.resolve()
+    name = archive.name
+    plain = name.endswith(".mar") and not name.startswith(".") and not set(name) & set("/\\:%")
+    if not plain or archive.parent.resolve() != store or not (store / name).is_file():
+        raise ManagementError(
+            f"refused to register {str(archive)!r}: only a .mar file of the model store {store}, "
+            "by its plain name, is ever sent to TorchServe"
+        )
+    return name
+
+
 @dataclass
 class Management:
     """The management API of one TorchServe instance (synchronous calls only)."""
@@ -131,7 +149,8 @@ class Management:
                 f"scripts.packaging.build_archive {name} --version <new>`, or unregister "
                 f"{version} first"
             )
-        params = {"url": path.name, "model_name": name, "synchronous": "true"}
+        url = registration_url(self.server.model_store, path)
+        params = {"url": url, "model_name": name, "synchronous": "true"}
         if workers is not None:
             params["initial_workers"] = workers
         self._call("POST", "/models", **params)

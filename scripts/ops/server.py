@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -280,14 +279,13 @@ class TorchServe:
         return self.config_path
 
     def allowed_urls(self) -> str:
-        """Only file URLs inside this model store may be registered (a regex, .properties-escaped).
+        """No URL at all (a regex that matches nothing): archives of the store are registered by
+        name, which TorchServe never matches against allowed_urls, so no URL is needed.
 
-        TorchServe copies an allowed URL into the store and runs its handler: `file://.*` would
-        let a management-key holder load an archive from anywhere on the disk, `http(s)://`
-        from anywhere at all.  Archives in the store are registered by name (`x.mar`).
+        A pattern for file URLs inside the store (`file://<store>/[^/]+`) was bypassed by
+        `file://<store>/%2e%2e%2f<anywhere>.mar`: Java decodes `%2f` after the match.
         """
-        pattern = "file://" + re.escape(str(self.model_store.resolve())) + "/[^/]+"
-        return pattern.replace("\\", "\\\\")
+        return "(?!)"
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

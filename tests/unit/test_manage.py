@@ -85,6 +85,33 @@ def test_register_with_workers_says_how_many_serve(tmp_path: Path, monkeypatch):
     )
 
 
+# What TorchServe takes as a path and never checks against allowed_urls (issue 31): a directory
+# anywhere (absolute, relative to its working directory, `x/` = the store itself), other schemes.
+NOT_AN_ARCHIVE_NAME = ["/tmp", ".", "./", "x/", "adir", "adir/", "%2e", "%2e%2e%2fx.mar",
+                       "../x.mar", "file:/tmp/x.mar", "file:///tmp/x.mar", "s3://bucket/x.mar",
+                       "http://127.0.0.1:9/x.mar", "//127.0.0.1/x.mar", "\\\\host\\x.mar", ""]
+
+
+@pytest.mark.parametrize("given", NOT_AN_ARCHIVE_NAME + ["STORE", "STORE/"])
+def test_register_sends_nothing_but_an_archive_name_of_the_store(tmp_path: Path, given: str):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir" / "handler.py").touch()
+    given = given.replace("STORE", str(tmp_path))
+    management = scripted(tmp_path)
+    with pytest.raises(ManagementError):
+        management.register(given)
+    assert "2.0" not in management.workers  # no POST reached the scripted TorchServe
+
+
+@pytest.mark.parametrize("name", ["a:b.mar", "a%2fb.mar", ".hidden.mar", "model.tar.gz"])
+def test_registration_url_refuses_odd_file_names_in_the_store(tmp_path: Path, name: str):
+    (tmp_path / name).touch()
+    with pytest.raises(ManagementError, match="only a .mar file of the model store"):
+        manage.registration_url(tmp_path, tmp_path / name)
+    (tmp_path / "ok.mar").touch()
+    assert manage.registration_url(tmp_path, tmp_path / "ok.mar") == "ok.mar"
+
+
 def trained(accuracy: float) -> dict[str, Any]:
     return {"created_at": "2026-11-22T05:38:36+00:00", "labels": ["negative", "positive"],
             "test_accuracy": accuracy, "train_file_sha256": "b3155d586b6f0123"}  # fmt: skip
