@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -140,7 +141,9 @@ def build_archive(
             "--config-file", str(config_file),
             "--export-path", str(export),
         ]  # fmt: skip
-        subprocess.run(command, check=True)
+        # The archiver stages into $TMPDIR/<model name>, deleting what is there: two builds of
+        # one model at once (tests beside a build) took each other's files.  Its own TMPDIR.
+        subprocess.run(command, check=True, env={**os.environ, "TMPDIR": tmp})
         # The archiver names the file after the model; the store may want another name.
         target = store / f"{archive_name}.mar"
         shutil.move(export / f"{model_name or archive_name}.mar", target)
