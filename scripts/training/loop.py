@@ -20,6 +20,19 @@ from tqdm import tqdm
 
 # how often a stage writes its resumable state, in seconds of training
 SAVE_EVERY_S = 300
+# monotonic time after which a stage saves its state and stops (stop_after); None: never
+_deadline: float | None = None
+
+
+class StageStopped(Exception):
+    """The run's time budget ran out in the middle of a stage; its state is saved and a rerun
+    of the same command resumes there (e.g. a GPU piece of a few minutes)."""
+
+
+def stop_after(minutes: float | None) -> None:
+    """Give every stage from now on `minutes` of wall time in all (None: no limit)."""
+    global _deadline
+    _deadline = None if minutes is None else time.monotonic() + 60 * minutes
 
 
 def encode(tokenizer, texts: Sequence[str], max_len: int) -> list[list[int]]:
@@ -98,7 +111,8 @@ def run_steps(
     if state_path.exists():
         state = torch.load(state_path, weights_only=False)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # a light state (device_piece) restarts Adam's moments
+            optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start, prior_seconds = state["step"], state.get("seconds", 0.0)
         if "random" in state:
@@ -126,13 +140,17 @@ def run_steps(
             after_step(step, seconds)
             model.train()
             hook_seconds += time.monotonic() - hook_started  # not training time
-        if time.monotonic() - last_save > SAVE_EVERY_S or step + 1 == total_steps:
+        out_of_time = _deadline is not None and time.monotonic() > _deadline
+        if time.monotonic() - last_save > SAVE_EVERY_S or step + 1 == total_steps or out_of_time:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "schedule": schedule.state_dict(), "step": step + 1, "seconds": seconds,
                      "random": _random_state()}  # fmt: skip
             torch.save(state, state_path.with_suffix(".tmp"))
             state_path.with_suffix(".tmp").replace(state_path)  # a kill mid-write keeps the old
             last_save = time.monotonic()
+        if out_of_time and step + 1 < total_steps:
+            raise StageStopped(f"{desc} stopped at step {step + 1}/{total_steps}: time budget "
+                               "spent, state saved; rerun the same command to resume")
     model.eval()
 
 

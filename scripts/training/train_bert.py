@@ -61,7 +61,15 @@ from scripts.nsmc import (
 )
 from scripts.training import teachers
 from scripts.training.calibrate import calibrate
-from scripts.training.loop import batches, encode, pad, run_steps, stage_minutes
+from scripts.training.loop import (
+    StageStopped,
+    batches,
+    encode,
+    pad,
+    run_steps,
+    stage_minutes,
+    stop_after,
+)
 from scripts.training.pretraining import (
     OBJECTIVES,
     PROBE_TRAIN_ROWS,
@@ -72,6 +80,7 @@ from scripts.training.pretraining import (
 )
 
 DEFAULT_OUT = Path("build/sentiment_bert")
+STOPPED_EXIT = 3  # --stop-after-minutes ran out: state saved, the same command resumes
 # WordPiece turns a whole word into [UNK] when one of its characters is outside the alphabet.
 # The trainer's default alphabet (the 1,000 most frequent characters) left out Hangul syllables
 # such as 꽝, 뿔 (개뿔) and 퉁 (짝퉁): 15 % of the test reviews lost a word, often the one that
@@ -602,6 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="batch order of every stage (default 0: the historical order)")
     parser.add_argument("--objective", choices=OBJECTIVES,
                         help="pre-training objective (default: the preset's)")
+    parser.add_argument("--stop-after-minutes", type=float, metavar="M",
+                        help="save the running stage's state after M minutes and exit 3; "
+                        "the same command resumes (a GPU piece, a run cut to a session)")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
     parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
@@ -617,12 +629,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in ("finetune_epochs", "distill_epochs", "order_seed", "objective")
         if getattr(args, key) is not None
     }
-    return run_cli(
-        lambda: train(
-            resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed,
-            overrides, args.stack_layers, args.teacher, args.widen, args.augment,
-        )  # fmt: skip
-    )
+    stop_after(args.stop_after_minutes)
+    try:
+        return run_cli(
+            lambda: train(
+                resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed,
+                overrides, args.stack_layers, args.teacher, args.widen, args.augment,
+            )  # fmt: skip
+        )
+    except StageStopped as stopped:
+        print(stopped, file=sys.stderr)
+        return STOPPED_EXIT
 
 
 if __name__ == "__main__":

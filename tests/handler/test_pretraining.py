@@ -19,6 +19,7 @@ from scripts.training.pretraining import (
     read_curve,
     sample,
 )
+from scripts.training import train_bert
 from scripts.training.train_bert import PRESETS, train_tokenizer
 
 TEXTS = ["정말 재밌게 잘봤습니다", "최악의 영화 ㅋㅋ", "그냥 그래요", "배우들 연기가 좋다", "시간 아까움",
@@ -122,3 +123,30 @@ def test_generator_samples_follow_its_probabilities():
     logits = torch.log(torch.tensor([[0.1, 0.6, 0.3, 0.0]])).repeat(20_000, 1)
     drawn = torch.bincount(sample(logits), minlength=4).float() / 20_000
     assert torch.allclose(drawn, torch.tensor([0.1, 0.6, 0.3, 0.0]), atol=0.02)
+
+
+def test_a_time_budget_stops_a_stage_with_its_state_saved(tmp_path: Path, monkeypatch):
+    """--stop-after-minutes: the stage saves and stops (StageStopped), the rerun finishes it
+    with the weights of a run never stopped."""
+    monkeypatch.setattr(loop, "_deadline", None)
+    for run in "ab":
+        (tmp_path / run).mkdir()
+    uninterrupted = _train_linear(tmp_path / "a", 12)
+    loop.stop_after(0)
+    with pytest.raises(loop.StageStopped, match="stage stopped at step 1/12"):
+        _train_linear(tmp_path / "b", 12)
+    loop.stop_after(None)
+    assert torch.load(tmp_path / "b" / "stage.pt", weights_only=False)["step"] == 1
+    assert torch.equal(_train_linear(tmp_path / "b", 12), uninterrupted)
+
+
+def test_train_bert_exits_3_when_its_budget_runs_out(nsmc_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(loop, "_deadline", None)
+    argv = ["--data-dir", str(nsmc_dir), "--preset", "tiny", "--out", str(tmp_path / "run"),
+            "--stop-after-minutes", "0"]  # fmt: skip
+    try:
+        assert train_bert.main(argv) == train_bert.STOPPED_EXIT
+    finally:
+        loop.stop_after(None)
+    assert torch.load(tmp_path / "run" / "work" / "pretrain.pt", weights_only=False)["step"] == 1
+    assert not (tmp_path / "run" / "metadata.json").exists()

@@ -1,0 +1,65 @@
+"""A run packed for the GPU machine's transfer limits comes back whole, or is refused."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from scripts.training import device_piece
+from scripts.training.device_piece import PieceError, pack, pack_data, unpack
+
+
+def _work_dir(root: Path) -> Path:
+    work = root / "work"
+    (work / "tokenizer").mkdir(parents=True)
+    (work / "tokenizer" / "tokenizer.json").write_text('{"model": "wordpiece"}')
+    (work / "pretrain_curve.jsonl").write_text('{"step": 3}\n')
+    state = {"model": {"w": torch.arange(50_000.0)}, "optimizer": {"moments": torch.ones(50_000)},
+             "schedule": {"last_epoch": 3}, "step": 3}  # fmt: skip
+    torch.save(state, work / "pretrain.pt")
+    return work
+
+
+def test_pack_and_unpack_give_back_the_run_without_adams_moments(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(device_piece, "CHUNK_BYTES", 64 * 1024)  # several chunks
+    chunks = pack(_work_dir(tmp_path), tmp_path / "out")
+    assert len(chunks) > 1 and all(c.stat().st_size <= 64 * 1024 for c in chunks)
+    names = unpack(tmp_path / "out", tmp_path / "back")
+    assert {"tokenizer", "pretrain_curve.jsonl", "pretrain.pt"} <= set(names)
+    state = torch.load(tmp_path / "back" / "pretrain.pt", weights_only=False)
+    assert "optimizer" not in state and state["step"] == 3
+    assert torch.equal(state["model"]["w"], torch.arange(50_000.0))
+    assert (tmp_path / "back" / "tokenizer" / "tokenizer.json").read_text() == '{"model": "wordpiece"}'
+
+
+def test_a_damaged_or_incomplete_piece_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(device_piece, "CHUNK_BYTES", 64 * 1024)
+    chunks = pack(_work_dir(tmp_path), tmp_path / "out")
+    data = bytearray(chunks[0].read_bytes())
+    data[100] ^= 1
+    chunks[0].write_bytes(bytes(data))
+    with pytest.raises(PieceError, match="SHA-256"):
+        unpack(tmp_path / "out", tmp_path / "back")
+    chunks[-1].unlink()
+    with pytest.raises(PieceError, match="missing chunks"):
+        unpack(tmp_path / "out", tmp_path / "back")
+    with pytest.raises(PieceError, match="no manifest"):
+        unpack(tmp_path / "nothing", tmp_path / "back")
+    assert device_piece.main(["unpack", str(tmp_path / "nothing"), str(tmp_path / "b")]) == 2
+
+
+def test_data_travels_gzipped(tmp_path: Path):
+    source = tmp_path / "nsmc"
+    source.mkdir()
+    for name in device_piece.DATA_FILES:
+        (source / name).write_text(f"{name}\n" * 100)
+    written = pack_data(source, tmp_path / "out")
+    assert [gzip.decompress(p.read_bytes()).decode() for p in written] == [
+        f"{name}\n" * 100 for name in device_piece.DATA_FILES
+    ]
+    # the device tool brings back only names of letters, digits, '.', '_' and '-'
+    assert all(re.fullmatch(r"[\w.-]+", p.name) for p in written)
