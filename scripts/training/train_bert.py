@@ -155,7 +155,7 @@ PRESETS = {
     # 2 fine-tuning and 2 distillation epochs. The default: 69 min on 2 cores (AMD EPYC,
     # 2026-11-30; earlier machines of this kind served 2.7x slower); resumes from work/
     "cpu-4x128": dataclasses.replace(
-        CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2
+        CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2, probe_every=3000
     ),
     # the same size pre-trained by replaced-token detection (ELECTRA): a generator of a
     # quarter the width, 20 % masked, at a higher peak rate; the same 24k steps x 64 as

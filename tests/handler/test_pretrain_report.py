@@ -1,0 +1,42 @@
+"""The accuracy-against-compute report reads every run's curve and its final figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.training.pretrain_report import main, write_report
+
+
+def _run(root: Path, name: str, objective: str, accuracies: list[float], final: dict) -> Path:
+    work = root / name / "work"
+    work.mkdir(parents=True)
+    points = [{"objective": objective, "step": 100 * (i + 1), "sequences": 6400 * (i + 1),
+               "tokens": 150_000 * (i + 1), "minutes": 1.5 * (i + 1),
+               "probe_validation_accuracy": accuracy}
+              for i, accuracy in enumerate(accuracies)]  # fmt: skip
+    (work / "pretrain_curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    if final:
+        (root / name / "metadata.json").write_text(json.dumps({**final, "command": "python x"}))
+    return root / name
+
+
+def test_report_has_every_point_and_the_finished_runs_figures(tmp_path: Path):
+    electra = _run(tmp_path, "electra", "electra", [0.71, 0.75], {"test_accuracy": 0.889,
+                   "validation_accuracy": 0.8801, "finetuned_validation_accuracy": 0.87})
+    mlm = _run(tmp_path, "mlm", "mlm", [0.70], {})
+    out = write_report([electra, mlm], "cmd", tmp_path / "pretraining.md")
+    text = out.read_text()
+    assert "| electra | electra | 200 | 12,800 | 300,000 | 3.0 | 75.00 % |" in text
+    assert "| mlm | mlm | 100 |" in text
+    assert "| electra | 87.00 % | 88.01 % | 88.90 % | `python x` |" in text
+    assert "| mlm | " not in text.split("| run | fine-tuned")[1]  # unfinished: no final row
+    assert (tmp_path / "pretraining.png").stat().st_size > 0
+
+
+def test_no_curve_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
+    (tmp_path / "empty" / "work").mkdir(parents=True)
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "no run has a probe curve" in capsys.readouterr().err
