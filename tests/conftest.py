@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, NoReturn, Sequence
@@ -21,9 +22,10 @@ import pytest
 from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
 from scripts.ops.server import Ports, TorchServe
 from scripts.packaging.build_archive import build_archive, compose_artifacts
-from scripts.registry import MODELS, ROOT
+from scripts.registry import BERT_CHECKPOINT, MODELS, ROOT
 
 TIERS = ("unit", "handler", "integration", "e2e")
+pytest_plugins = ["pytester"]  # tests/unit/test_skips.py runs the skip summary in a run of its own
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,12 +50,47 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def missing(what: str, how: str) -> NoReturn:
+def missing(what: str, how: str, *, ci_has_it: bool = True) -> NoReturn:
     """Something a test needs is absent: skip and say how to get it; under CI (CI=true) fail,
-    because there a skip would hide the check (.ci/run installs what it can)."""
-    if in_ci():
+    because there a skip would hide the check (.ci/run installs what it can).
+
+    The one way a test skips (tests/unit/test_skips.py refuses any other), so that the run's
+    last lines count every skip and its reason.  `ci_has_it=False`: something CI cannot provide
+    either (the docker compose CLI plugin), skipped there too but still counted."""
+    if in_ci() and ci_has_it:
         pytest.fail(f"{what}: CI must run every check; {how}", pytrace=False)
-    pytest.skip(f"{what}; {how}")
+    pytest.skip(f"{what}; {how}" + ("" if ci_has_it else " (CI lacks it too)"))
+
+
+def committed_bert_checkpoint() -> Path:
+    """The committed sentiment_bert checkpoint `make serve` uses; a skip (CI: a fail) if absent."""
+    if not (BERT_CHECKPOINT / "metadata.json").exists():
+        where = BERT_CHECKPOINT.relative_to(ROOT)
+        missing(f"no committed checkpoint in {where}", f"restore it: git checkout HEAD -- {where}")
+    return BERT_CHECKPOINT
+
+
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason a skipped test gave (its longrepr is (path, line, "Skipped: reason"))."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def skip_summary(reasons: Sequence[str]) -> str:
+    """One line: how many tests skipped and why, the commonest reason first."""
+    if not reasons:
+        return "no test skipped"
+    counts = Counter(reasons).most_common()
+    why = "; ".join(f"{count} x {reason}" for reason, count in counts)
+    plural = "s" if len(reasons) > 1 else ""
+    return f"{len(reasons)} test{plural} skipped: {why}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End a run by hand with what it did not check: a skip is easy to miss in a dotted line."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    terminalreporter.write_line(skip_summary([skip_reason(report) for report in skipped]))
 
 
 @pytest.fixture(scope="session")

@@ -414,7 +414,7 @@ def test_docker_compose_config_accepts_the_files():
     """Docker Compose's own parser and interpolation, where its CLI is installed (no engine)."""
     command = docker_compose()
     if command is None:
-        pytest.skip("no docker compose CLI here")
+        missing("no docker compose CLI here", "install Docker's compose plugin", ci_has_it=False)
     files = ["-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml"]
     result = subprocess.run([*command, *files, "--profile", "web", "config", "--quiet"],
                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip

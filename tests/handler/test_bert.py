@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.bert_handler import SentimentBertHandler
-from scripts.registry import BERT_CHECKPOINT, MODELS
+from scripts.registry import MODELS
 from scripts.training import train_bert
 from scripts.training.train_bert import (
     bert_teacher,
@@ -23,6 +23,7 @@ from scripts.training.train_bert import (
 )
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.checkpoints import TEXTS, save_checkpoint
+from tests.conftest import committed_bert_checkpoint
 from tests.handler_context import make_context, run_batch
 
 CONFIG = MODELS["sentiment_bert"].config_file
@@ -196,12 +197,9 @@ SEED_SENTENCES = [
 ]
 
 
-@pytest.mark.skipif(
-    not (BERT_CHECKPOINT / "metadata.json").exists(), reason="no committed checkpoint"
-)
 def test_committed_checkpoint_answers_seed_sentences():
     """The checkpoint `make serve` uses: hashes verify, the seed's sentences come out right."""
-    handler, context = load(BERT_CHECKPOINT)
+    handler, context = load(committed_bert_checkpoint())
     metadata = handler.metadata  # fitted on the 150k training rows outside the validation split
     assert metadata["train_rows"] + metadata["validation_rows"] == 150_000 and metadata["command"]
     requests = [({"body": {"text": text}}, "application/json") for text, _ in SEED_SENTENCES]

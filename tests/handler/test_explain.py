@@ -14,7 +14,8 @@ import pytest
 from handlers.bert_handler import SentimentBertHandler
 from handlers.contract import Explanation
 from handlers.fast_handler import SentimentFastHandler
-from scripts.registry import BERT_CHECKPOINT, MODELS
+from scripts.registry import MODELS
+from tests.conftest import committed_bert_checkpoint
 from tests.handler_context import make_context, run_batch
 
 POSITIVE = [
@@ -56,9 +57,7 @@ def fast(fast_artifacts: Path):
 
 
 def committed_bert(explain_method: str):
-    if not (BERT_CHECKPOINT / "metadata.json").exists():
-        pytest.skip("no committed sentiment_bert checkpoint")
-    return load(SentimentBertHandler, "sentiment_bert", BERT_CHECKPOINT,
+    return load(SentimentBertHandler, "sentiment_bert", committed_bert_checkpoint(),
                 explain_method=explain_method)  # fmt: skip
 
 
