@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_DIR ?= run
 
-.PHONY: serve stop status test test-unit train train-bert archive clean web
+.PHONY: serve stop status test test-fast test-unit train train-bert archive clean web
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ web: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# By hand: the whole suite less the tests marked slow (the 190 s key-renewal loop); CI runs them.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 # The quick loop: contract, client, keys, versions, deploy contract; no Java, no torch, seconds.
 test-unit: $(STAMP)

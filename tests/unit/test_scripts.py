@@ -40,3 +40,16 @@ def test_make_status_with_nothing_running_is_one_clear_line(tmp_path: Path):
                             timeout=60)  # fmt: skip
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout == f"TorchServe is not running from {tmp_path}\n"
+
+
+def make_plan(target: str) -> str:
+    """The commands `make <target>` would run (-n: none is run; -o: the venv is not refreshed)."""
+    return subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=ROOT,
+                          capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+
+
+def test_slow_tests_run_in_ci_and_can_be_left_out_by_hand():
+    """CI (.ci/run -> make test) keeps the slow key-renewal loop; `make test-fast` leaves it out."""
+    assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().endswith("make test")
+    assert "slow" not in make_plan("test")
+    assert '-m "not slow"' in make_plan("test-fast")
