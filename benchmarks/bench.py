@@ -20,9 +20,13 @@ handler directly, in batches, through the handler's own load path.
         --variant fast_d5=sentiment_fast:maxBatchDelay=5
     python -m benchmarks.bench --servers base_int8 --artifacts sentiment_bert=/tmp/base \
         --variant base_int8=sentiment_bert:handler.runtime=onnx-int8   # any checkpoint
+    python -m benchmarks.bench --servers fast,fast_before \
+        --variant fast_before=sentiment_fast:rev=HEAD~1    # a change against its parent
 
 A variant that sets `handler.runtime` of a model built from a checkpoint gets an archive of
-that runtime alone (`build_archive --runtime`), as it would be deployed.
+that runtime alone (`build_archive --runtime`), as it would be deployed.  A variant with
+`rev=<git revision>` packs the handlers/ package of that revision: a change and its parent
+measured in the same run, interleaved, on the same machine load.
 
 Writes <out>/results.json, <out>/bench.png and <out>/report.md (printed at the end).
 """
@@ -45,6 +49,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+from unittest import mock
 
 import requests
 import yaml
@@ -61,7 +66,8 @@ from benchmarks.report import (
 from scripts.inprocess import load_archive, texts_per_second
 from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
 from scripts.ops.server import BASE_CONFIG, LOG4J_CONFIG, Ports, TorchServe, read_properties
-from scripts.packaging.build_archive import build_archive, ensure_artifacts
+from scripts.packaging import build_archive as packaging
+from scripts.packaging.build_archive import ensure_artifacts
 from scripts.registry import MODELS, ROOT
 
 DEFAULT_SERVERS = ("fast", "bert", "bert_b1", REFERENCE, REFERENCE_NODELAY)
@@ -80,12 +86,14 @@ class Variant:
 
     Keys `handler.<k>` go to the handler section, `ts.<k>` to config.properties (variants
     with different `ts.` keys get their own TorchServe; `ts.log4j=<file>` replaces
-    log4j2.xml), the rest to model-config.yaml.
+    log4j2.xml), the rest to model-config.yaml; `rev` is the git revision whose handlers/
+    the archive packs (None: the working tree).
     """
 
     label: str
     model: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    rev: str | None = None
 
     @property
     def runtime(self) -> str | None:
@@ -108,6 +116,7 @@ class Variant:
         return config
 
 
+REV_KEY = "rev"  # --variant key: measure the handlers of another git revision
 VARIANTS = {
     "fast": Variant("fast", "sentiment_fast"),
     "bert": Variant("bert", "sentiment_bert"),
@@ -127,11 +136,33 @@ def parse_variant(text: str) -> Variant:
     overrides = {}
     for pair in filter(None, (match.group(3) or "").split(",")):
         key, _, value = pair.partition("=")
-        overrides[key] = yaml.safe_load(value)  # 1 -> int, true -> bool, onnx -> str
-    return Variant(match.group(1), match.group(2), overrides)
+        overrides[key] = value if key == REV_KEY else yaml.safe_load(value)  # 1 -> int, ...
+    rev = overrides.pop(REV_KEY, None)
+    return Variant(match.group(1), match.group(2), overrides, rev)
 
 
 # --------------------------------------------------------------------------- servers
+
+
+def handlers_at(rev: str, work: Path) -> Path:
+    """The handlers/ package as committed at git revision `rev`, exported under `work`."""
+    out = work / ("handlers-" + re.sub(r"[^\w.-]", "_", rev))
+    if not out.exists():
+        tar = subprocess.run(["git", "archive", rev, "handlers"], cwd=ROOT, check=True,
+                             capture_output=True).stdout  # fmt: skip
+        out.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
+    return out / "handlers"
+
+
+@contextmanager
+def packing_handlers(directory: Path | None) -> Iterator[None]:
+    """build_archive packs `directory` as the handlers package meanwhile (None: the tree's)."""
+    if directory is None:
+        yield
+        return
+    with mock.patch.object(packaging, "HANDLERS_DIR", directory):
+        yield
 
 
 def build_variants(
@@ -142,15 +173,16 @@ def build_variants(
     for variant in variants:
         config_file = work / f"{variant.label}.yaml"
         config_file.write_text(yaml.safe_dump(variant.model_config()), encoding="utf-8")
-        spec = MODELS[variant.model]
-        archives[variant.label] = build_archive(
-            spec,
-            sources[variant.model],
-            store,
-            archive_name=variant.label,
-            config_file=config_file,
-            runtime=variant.runtime,
-        )
+        handlers = handlers_at(variant.rev, work) if variant.rev else None
+        with packing_handlers(handlers):
+            archives[variant.label] = packaging.build_archive(
+                MODELS[variant.model],
+                sources[variant.model],
+                store,
+                archive_name=variant.label,
+                config_file=config_file,
+                runtime=variant.runtime,
+            )
     return archives
 
 
@@ -385,7 +417,8 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
             "concurrency": args.concurrency,
             "body": BODY,
             "variants": {
-                v.label: {"model": v.model, **v.model_config(), "ts": v.ts_props} for v in chosen
+                v.label: {"model": v.model, **v.model_config(), "ts": v.ts_props, "rev": v.rev}
+                for v in chosen
             },
         },
         "runs": runs,

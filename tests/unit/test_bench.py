@@ -64,12 +64,37 @@ def test_artifacts_name_a_model_and_a_directory():
 
 
 def test_report_medians_and_targets():
-    runs = [{"round": r, "server": s, "concurrency": c, "rps": rps, "p50_ms": 2.0, "p99_ms": 9.0,
-             "errors": 0}
-            for r, s, c, rps in [(0, "fast", 32, 3000), (1, "fast", 32, 3400), (2, "fast", 32, 9),
-                                 (0, "reference", 32, 1000), (1, "reference", 32, 1200),
-                                 (2, "reference", 32, 1100)]]  # fmt: skip
+    """Issue 33's targets from the medians: p99 and ratios at c=32, the gap at c=1."""
+    rows = [(r, s, c, rps, p50, p99)
+            for r in range(3)
+            for s, c, rps, p50, p99 in [("fast", 32, 3000 + 400 * (r == 1) - 2991 * (r == 2), 2.0,
+                                         9.0),
+                                        ("fast", 1, 300, 3.5, 5.0),
+                                        ("reference_nodelay", 32, 1000 + 100 * r, 30.0, 90.0),
+                                        ("reference_nodelay", 1, 400, 2.0, 4.0),
+                                        ("bert", 32, 2000, 12.0, 20.0),
+                                        ("cascade", 32, 2600, 10.0, 18.0)]]  # fmt: skip
+    runs = [{"round": r, "server": s, "concurrency": c, "rps": rps, "p50_ms": p50,
+             "p99_ms": p99, "errors": 0} for r, s, c, rps, p50, p99 in rows]  # fmt: skip
     table = medians(runs)
-    assert table["fast"][32]["rps"] == 3000 and table["reference"][32]["rps"] == 1100
-    [p99, ratio] = targets_met(table, {})
-    assert p99["met"] and ratio["value"] == "2.73x" and not ratio["met"]
+    assert table["fast"][32]["rps"] == 3000 and table["reference_nodelay"][32]["rps"] == 1100
+    ceilings = {"fast": {"texts_per_s": 3500, "batch_size": 16},
+                "bert": {"texts_per_s": 2000, "batch_size": 16}}  # fmt: skip
+    checks = {c["target"].split(" >=")[0].split(" <=")[0].split(" within")[0]: c
+              for c in targets_met(table, ceilings)}  # fmt: skip
+    assert checks["fast p99"]["met"] and checks["fast p99"]["value"] == "9.0 ms"
+    assert checks["fast req/s"]["value"] == "2.73x" and not checks["fast req/s"]["met"]
+    assert checks["fast p50"]["value"] == "3.50 vs 2.00 ms (+1.50)"
+    assert not checks["fast p50"]["met"]
+    assert checks["fast served at c=32"]["met"] and checks["bert served at c=32"]["met"]
+    assert "cascade served at c=32" not in checks  # no in-process figure for it in this run
+    assert checks["cascade req/s"]["value"] == "1.30x" and checks["cascade req/s"]["met"]
+
+
+def test_a_variant_may_pack_the_handlers_of_another_revision(tmp_path: Path):
+    """`rev=` is no model-config key: the archive packs handlers/ as committed at that revision."""
+    variant = bench.parse_variant("fast_before=sentiment_fast:rev=HEAD,maxBatchDelay=3")
+    assert variant.rev == "HEAD" and "rev" not in variant.model_config()
+    assert variant.model_config()["maxBatchDelay"] == 3
+    exported = bench.handlers_at("HEAD", tmp_path)
+    assert (exported / "sentiment_handler.py").is_file() and (exported / "contract.py").is_file()
