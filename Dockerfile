@@ -72,11 +72,14 @@ RUN python3.11 -m venv /opt/venv \
  && pip install --extra-index-url "$index" -c /tmp/constraints.txt torch \
  && pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
  && rm /tmp/constraints.txt /tmp/requirements.txt \
- && useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server
+ && useradd --no-create-home --home-dir /home/model-server/run --uid 1000 \
+        --shell /usr/sbin/nologin model-server
+# /home/model-server, the configuration, the code and the model store belong to root: the
+# server (uid 1000) can write only run/ (key file, its HOME) and logs/, so it can neither swap an
+# archive nor the directory that holds them (docs/security-and-reliability.md).
 WORKDIR /home/model-server
-# Configuration and archives belong to root (read-only to the server); only run/ (key file)
-# and logs/ are writable. sentiment_client/ holds the key file reader and renewer that the
-# health check and the entrypoint use.
+# sentiment_client/ holds the key file reader and renewer that the health check and the
+# entrypoint use.
 COPY docker/config.properties docker/entrypoint.sh log4j2.xml scripts/ops/healthcheck.py ./
 COPY sentiment_client/ sentiment_client/
 COPY --from=build /model-store/ model-store/

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_DIR ?= run
 
-.PHONY: serve stop status test test-fast test-unit train train-bert archive clean web
+.PHONY: serve stop status test test-fast test-unit audit train train-bert archive clean web
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
+# The model-registration API is off; MODEL_API=on keeps it on (versions side by side,
+# zero-downtime rollouts). docs/operations.md
 serve: $(STAMP)
-	$(PY) -m scripts.ops.server up --run-dir $(RUN_DIR)
+	$(PY) -m scripts.ops.server up --run-dir $(RUN_DIR) $(if $(filter on,$(MODEL_API)),--model-api)
 
 stop: $(STAMP)
 	@$(PY) -m scripts.ops.server stop --run-dir $(RUN_DIR)
@@ -37,6 +39,11 @@ test-fast: $(STAMP)
 # The quick loop: contract, client, keys, versions, deploy contract; no Java, no torch, seconds.
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
+
+# docker/constraints.txt against published advisories (pip-audit) and the Java libraries in
+# TorchServe's jar; says NOT CHECKED where no advisory service answers (exit 1 = a finding).
+audit: $(STAMP)
+	$(PY) -m scripts.deploy.audit
 
 train: $(STAMP)
 	$(PY) -m scripts.training.train_fast

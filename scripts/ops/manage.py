@@ -1,6 +1,11 @@
 """Operate a running TorchServe through its management API: list, describe, register, scale,
 set the default version, unregister, rotate the keys.
 
+Registering needs TorchServe's model API, off by default (least privilege): `register` turns it
+on for itself by a restart and off again (scripts/ops/model_api.py), which only works with
+`--set-default` (a restart serves the defaults only), unless the server was started with it on
+(`make serve MODEL_API=on`).
+
 The management key is read from the key file TorchServe wrote into the run directory, and
 the ports from the config rendered there, so the same commands work for `make serve` (run/)
 and for any test instance (--run-dir).  TorchServe's errors come back as one line.
@@ -8,6 +13,7 @@ and for any test instance (--run-dir).  TorchServe's errors come back as one lin
     python -m scripts.ops.manage list
     python -m scripts.ops.manage describe sentiment_fast
     python -m scripts.ops.manage register sentiment_fast_v2.0.mar --workers 1
+    python -m scripts.ops.manage register sentiment_fast_v2.0.mar --set-default  # model API off
     python -m scripts.ops.manage scale sentiment_fast --min 2 --max 2
     python -m scripts.ops.manage set-default sentiment_fast 2.0   # also: roll back to 1.0
     python -m scripts.ops.manage unregister sentiment_fast 1.0    # the default or last: --force
@@ -25,10 +31,16 @@ from typing import Any, Sequence
 
 import requests
 
-from scripts.ops.server import TorchServe
+from scripts.ops.model_api import ModelApiError, model_api_enabled, registration_window
+from scripts.ops.server import ServerError, TorchServe
 from scripts.packaging.build_archive import manifest
 from scripts.registry import DEFAULT_RUN_DIR
 from sentiment_client.keys import APIS, KeyFileError, RenewError, renew
+
+
+MODEL_API_OFF = ("TorchServe's model API is off on this server, as by default: `manage register "
+                 "--set-default` and `rollout` turn it on for themselves; to keep it on, "
+                 "`make stop && make serve MODEL_API=on`")
 
 
 class ManagementError(RuntimeError):
@@ -103,6 +115,8 @@ class Management:
             except ValueError:
                 message = response.text
             message = " ".join(str(message).split())  # one line
+            if response.status_code == 405 and path.startswith("/models"):
+                message += f" ({MODEL_API_OFF})"
             raise ManagementError(
                 f"{method} {path}: {response.status_code} {message}", response.status_code
             )
@@ -126,16 +140,19 @@ class Management:
     def default_version(self, name: str) -> str:
         return self.describe(name)[0]["modelVersion"]
 
+    def identity(self, archive: str, name: str | None = None) -> tuple[Path, str, str]:
+        """(the archive's path in the store, the model name it registers as, its version)."""
+        path = find_archive(self.server.model_store, archive)
+        packed = manifest(path)
+        return path, name or packed["modelName"], packed["modelVersion"]
+
     def register(self, archive: str, name: str | None = None, workers: int | None = None) -> str:
         """Register a .mar of the model store and wait until its workers are up.
 
         TorchServe lets minWorkers in the archive's model-config.yaml override
         `initial_workers`, so asked-for workers are set afterwards with a synchronous scale.
         """
-        path = find_archive(self.server.model_store, archive)
-        packed = manifest(path)
-        name = name or packed["modelName"]
-        version = packed["modelVersion"]
+        path, name, version = self.identity(archive, name)
         try:
             registered = self.versions(name)
         except ManagementError as err:
@@ -252,6 +269,28 @@ def composed(custom: dict[str, Any]) -> list[str]:
     return lines
 
 
+def register(
+    management: Management, archive: str, name: str | None, workers: int | None, default: bool
+) -> None:
+    """`manage register`: inside a registration window (the model API on for this command only,
+    unless the server runs with it on); with the API off, only as the new default, since
+    turning it off again is a restart, which serves the defaults only."""
+    if not default and not model_api_enabled(management.server):
+        raise ManagementError(
+            "the model API is off on this TorchServe (least privilege), and turning it on and off "
+            "again is a restart that keeps only the default versions: pass --set-default to "
+            "register this archive as the default, or `make stop && make serve MODEL_API=on` "
+            "to keep versions side by side"
+        )
+    management.identity(archive, name)  # a missing or foreign archive: refused before any restart
+    with registration_window(management.server) as server:
+        live = Management(server, management.timeout)
+        print(live.register(archive, name, workers))
+        if default:
+            _, name, version = live.identity(archive, name)
+            print(live.set_default(name, version))
+
+
 def run(management: Management, args: argparse.Namespace) -> None:
     if args.command == "list":
         for model in management.list_models():
@@ -272,7 +311,7 @@ def run(management: Management, args: argparse.Namespace) -> None:
                 flag = " (default)" if entry["modelVersion"] == default else ""
                 print(summary(entry).replace("\n", f"{flag}\n", 1))
     elif args.command == "register":
-        print(management.register(args.archive, args.name, args.workers))
+        register(management, args.archive, args.name, args.workers, args.set_default)
     elif args.command == "scale":
         print(management.scale(args.model, args.min, args.max, args.version))
     elif args.command == "set-default":
@@ -306,6 +345,10 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--workers", type=int, help="workers of the new version (default: model-config.yaml's)"
     )
+    register.add_argument(
+        "--set-default", action="store_true", help="make it the default too (needed while the "
+        "model API is off: the command turns it on and off again by restarting TorchServe)"
+    )
     scale = commands.add_parser("scale", help="set min/max workers and wait")
     scale.add_argument("model")
     scale.add_argument("--min", type=int, required=True)
@@ -333,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error(f"rotate-keys takes {' and/or '.join(APIS)}")
     try:
         run(Management(TorchServe.attach(args.run_dir)), args)
-    except ManagementError as err:
+    except (ManagementError, ModelApiError, ServerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

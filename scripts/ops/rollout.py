@@ -8,6 +8,10 @@ The smoke test gates on the validation split of ratings_train.txt (held out of e
 fitting, scripts/nsmc.py), or on a file the user names with --smoke-file; ratings_test.txt
 stays reserved for the final figures.
 
+The model API (registering) is off by default: the command turns it on for itself by restarting
+TorchServe, and off again by another restart at the end (scripts/ops/model_api.py), saying so;
+a TorchServe started with it on (`make serve MODEL_API=on`) keeps it and answers throughout.
+
 Until the default flips, a failure only unregisters the new version: the old one stays the
 default and keeps answering.  Each step prints its elapsed time.
 
@@ -26,7 +30,8 @@ from typing import Callable, Sequence
 
 from scripts.nsmc import TRAIN_FILE, read_labelled, resolve_data_dir
 from scripts.ops.manage import Management
-from scripts.ops.server import TorchServe
+from scripts.ops.model_api import ModelApiError, registration_window
+from scripts.ops.server import ServerError, TorchServe
 from scripts.packaging.build_archive import build_archive
 from scripts.registry import DEFAULT_RUN_DIR, MODELS, ROOT
 from scripts.training.train_fast import train as train_fast
@@ -221,21 +226,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     args = parser.parse_args(argv)
-    server = TorchServe.attach(args.run_dir)
     started = time.perf_counter()
     try:
-        done = rollout(
-            server,
-            args.model,
-            resolve_data_dir(args.data_dir),
-            args.model_dir,
-            args.max_rows,
-            args.min_accuracy,
-            args.smoke_rows,
-            args.smoke_file,
-        )
+        with registration_window(TorchServe.attach(args.run_dir)) as server:
+            done = rollout(
+                server,
+                args.model,
+                resolve_data_dir(args.data_dir),
+                args.model_dir,
+                args.max_rows,
+                args.min_accuracy,
+                args.smoke_rows,
+                args.smoke_file,
+            )
     except RolloutError as err:
         print(f"error: rollout failed at step '{err.step}': {err}", file=sys.stderr)
+        return 1
+    except (ModelApiError, ServerError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in done.seconds.items())
     print(

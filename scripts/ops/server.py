@@ -71,14 +71,19 @@ class Ports:
                 sock.close()
 
 
-def read_properties(path: Path) -> dict[str, str]:
+def parse_properties(text: str) -> dict[str, str]:
+    """The key=value lines of a config.properties text (comments and blank lines skipped)."""
     pairs = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             pairs[key.strip()] = value.strip()
     return pairs
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    return parse_properties(path.read_text(encoding="utf-8"))
 
 
 def running_pid(pid_file: Path) -> int | None:
@@ -444,8 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(systemd; no renewer)")  # fmt: skip
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--model-api", action="store_true", help="keep the model-registration "
+                        "API on (zero-downtime rollouts); off by default")  # fmt: skip
     args = parser.parse_args(argv)
-    server = TorchServe(run_dir=args.run_dir.resolve())
+    on = {"enable_model_api": "true"} if args.model_api else {}
+    server = TorchServe(run_dir=args.run_dir.resolve(), properties=on)
     try:
         if args.command == "up":
             up(server, args.data_dir)

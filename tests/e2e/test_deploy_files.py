@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,10 @@ from packaging.utils import canonicalize_name
 
 from scripts.deploy import kserve_layout
 from scripts.deploy.image_lock import SERVING_PACKAGES
-from scripts.ops.server import TorchServe, read_properties
+from scripts.ops.server import TorchServe, parse_properties, read_properties
 from scripts.registry import DEFAULT_MODELS, ROOT
 from tests.conftest import missing
+from tests.e2e.test_systemd import SERVER as SYSTEMD_SERVER
 
 KSERVE_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are meant for
@@ -153,12 +153,8 @@ def test_kubernetes_manifests_fit_together():
 
 
 def properties_of(text: str) -> dict[str, str]:
-    path = Path(tempfile.mkstemp(suffix=".properties")[1])
-    try:
-        path.write_text(text, encoding="utf-8")
-        return read_properties(path)
-    finally:
-        path.unlink()
+    """A config.properties embedded in a manifest, parsed as the server parses its file."""
+    return parse_properties(text)
 
 
 LOCATION_KEYS = {"inference_address", "management_address", "metrics_address", "model_store",
@@ -184,21 +180,40 @@ def test_container_configs_keep_the_project_settings():
     assert k8s["management_address"].startswith("http://127.0.0.1:")
 
 
-@pytest.mark.parametrize("path", ["docker/config.properties", "config.properties"])
-def test_registration_is_limited_to_the_model_store(path: str):
-    """With the model API on, `allowed_urls` decides what a management-key holder can load:
-    archives in the store only (the project's file is rendered narrow by scripts/ops/server.py)."""
-    properties = read_properties(ROOT / path)
-    if path == "config.properties":
-        store = Path("/srv/store")
-        pattern = TorchServe(model_store=store).allowed_urls().replace("\\\\", "\\")
-    else:
-        store, pattern = Path(properties["model_store"]), properties["allowed_urls"]
-    allowed = re.compile(pattern)
-    assert allowed.fullmatch(f"file://{store}/sentiment_fast.mar")
-    for refused in ("file:///tmp/sentiment_fast.mar", "https://example.org/sentiment_fast.mar",
-                    f"file://{store}/sub/x.mar", f"file://{store}x/x.mar"):
-        assert not allowed.fullmatch(refused), refused
+CONFIGS = ["config.properties (make serve, systemd)", "docker/config.properties (image, compose)",
+           "deploy/k8s/configmap.yaml", "KServe (kserve_layout)"]  # fmt: skip
+
+
+def every_config(run_dir: Path) -> dict[str, dict[str, str]]:
+    """Each TorchServe config the project ships, as TorchServe will read it (CONFIGS' order)."""
+    k8s = manifest("ConfigMap", "deploy/k8s/configmap.yaml")["data"]["config.properties"]
+    rendered = read_properties(TorchServe(run_dir=run_dir).render_config())
+    return {
+        "config.properties (make serve, systemd)": rendered,
+        "docker/config.properties (image, compose)": read_properties(
+            ROOT / "docker" / "config.properties"),
+        "deploy/k8s/configmap.yaml": properties_of(k8s),
+        "KServe (kserve_layout)": kserve_layout.kserve_properties({"models": {}}),
+    }  # fmt: skip
+
+
+URLS = ["file:///home/model-server/model-store/sentiment_fast.mar", "file:///tmp/x.mar",
+        "file:///home/model-server/model-store/%2e%2e%2f%2e%2e%2ftmp%2fx.mar",
+        "https://example.org/x.mar", "http://127.0.0.1/x.mar", "FILE:///x.mar"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_nothing_can_be_registered_by_default(name: str, tmp_path: Path):
+    """The model API is off (only `manage register` / `rollout` turn it on, by a restart);
+    archives of the store are registered by name, so `allowed_urls` matches no URL at all
+    (TorchServe compiles each comma-separated entry case-insensitively and full-matches it), and
+    the workflow API, which 0.12 cannot switch off, has a store that does not exist."""
+    config = every_config(tmp_path)[name]
+    assert config["enable_model_api"] == "false"
+    patterns = [re.compile(p, re.IGNORECASE) for p in config["allowed_urls"].split(",")]
+    assert not [url for url in URLS if any(p.fullmatch(url) for p in patterns)]
+    assert config["workflow_store"] == "no-workflow-store"  # relative to TorchServe's cwd: run/
+    assert not (ROOT / "run" / config["workflow_store"]).exists()
 
 
 # ------------------------------------------------------------------ Dockerfile
@@ -250,6 +265,27 @@ def test_dockerfile_stages_and_variants():
             continue
         tag = image.partition(":")[2]
         assert tag and tag != "latest" and any(ch.isdigit() for ch in tag), (name, image)
+
+
+def test_image_server_cannot_write_what_it_loads():
+    """uid 1000 owns run/ and logs/ only: no home of its own (which would own /home/model-server
+    and let it rename the model store away), no COPY --chown, no other directory handed over."""
+    runtime = stages(parse(ROOT / "Dockerfile"))["runtime"]
+    text = " ".join(c.original for c in runtime if c.cmd == "RUN")
+    useradd = text[text.index("useradd"):]
+    assert "--no-create-home" in useradd and "--create-home" not in useradd.replace("--no-", "")
+    assert "--home-dir /home/model-server/run" in useradd
+    assert not [c.original for c in runtime if c.cmd == "COPY" and any(
+        f.startswith("--chown") for f in c.flags)]  # fmt: skip
+    handed = re.findall(r"install -d -o model-server -g model-server ([^&]+)", text)
+    assert [part.split() for part in handed] == [["run", "logs"]]
+
+
+def test_systemd_server_writes_its_run_directory_only():
+    service = SYSTEMD_SERVER["Service"]
+    assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "yes"
+    assert service["ReadWritePaths"].split() == ["-/opt/nsmc-sentiment/run"]
+    assert service["User"] not in ("root", "0")
 
 
 def test_runtime_stage_is_non_root_with_healthcheck():

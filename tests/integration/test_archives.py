@@ -65,14 +65,15 @@ def test_archive_names_and_paths_resolve_inside_the_store(store: Path, tmp_path:
 
 @pytest.fixture(scope="module")
 def version_server(store: Path) -> Iterator[TorchServe]:
-    with local_server(store, [MODEL], "ts-vers-") as server:
+    """Started with the model API on: versions side by side (`make serve MODEL_API=on`)."""
+    with local_server(store, [MODEL], "ts-vers-", enable_model_api="true") as server:
         yield server
 
 
 def test_register_a_second_version_with_the_workers_asked(version_server: TorchServe, capsys):
     run_dir = str(version_server.run_dir)
     assert manage.main(["--run-dir", run_dir, "register", f"{MODEL}_v2.0", "--workers", "1"]) == 0
-    assert "version 2.0, 1 worker(s)" in capsys.readouterr().out
+    assert "version 2.0 registered with 1 worker(s)" in capsys.readouterr().out
     management = Management(version_server)
     assert sorted(management.versions(MODEL)) == ["1.0", "2.0"]
     assert len(management.describe(MODEL, "2.0")[0]["workers"]) == 1  # minWorkers is 2
@@ -83,3 +84,27 @@ def test_register_a_second_version_with_the_workers_asked(version_server: TorchS
     assert manage.main(["--run-dir", run_dir, "register", "no_such.mar"]) == 1
     assert "looked for" in capsys.readouterr().err
     assert management.unregister(MODEL, "2.0")
+
+
+def test_register_as_default_turns_the_model_api_on_and_off_again(store: Path, capsys):
+    """The default config (model API off): `register` alone is refused before any restart;
+    `register --set-default` restarts TorchServe with the API on, registers, makes the version
+    the default, and restarts it with the API off: the new version serves, registering is
+    refused again (405)."""
+    with local_server(store, [MODEL], "ts-off-") as server:
+        run_dir = str(server.run_dir)
+        first = server.pid()
+        try:
+            assert manage.main(["--run-dir", run_dir, "register", f"{MODEL}_v2.0"]) == 1
+            assert "--set-default" in capsys.readouterr().err and server.pid() == first
+            argv = ["--run-dir", run_dir, "register", f"{MODEL}_v2.0", "--set-default"]
+            assert manage.main(argv) == 0
+            out = capsys.readouterr().out
+            assert "restarting TorchServe with it on" in out and "[model API] off" in out, out
+            assert server.pid() != first
+            assert Management(server).versions(MODEL) == ["2.0"]  # the default, restarted
+            refused = server.request("management", "POST", "/models",
+                                     params={"url": f"{MODEL}.mar"}, timeout=30)  # fmt: skip
+            assert refused.status_code == 405, refused.text
+        finally:
+            (store / "defaults.json").unlink(missing_ok=True)  # the store as the module had it

@@ -53,7 +53,9 @@ def ops_server(
     """sentiment_fast 1.0 alone, in its own model store (rollouts add archives to it)."""
     store = tmp_path_factory.mktemp("ops_store")
     build_archive(MODELS[MODEL], fast_artifacts, store)
-    with local_server(store, [MODEL], "ts-ops-") as server:
+    # Started with the model API on (`make serve MODEL_API=on`): what keeps a rollout answering
+    # throughout; with it off, the rollout restarts TorchServe (test_archives.py).
+    with local_server(store, [MODEL], "ts-ops-", enable_model_api="true") as server:
         yield server
 
 
