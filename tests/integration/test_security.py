@@ -6,7 +6,6 @@ import functools
 import pickle
 import shutil
 import threading
-import time
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +21,7 @@ from handlers.fast_handler import MODEL_FILE, SentimentFastHandler
 from scripts.ops.server import TorchServe
 from scripts.registry import MODELS
 from tests.handler_context import make_context
+from tests.waits import until, worker_runs
 
 MODEL = "sentiment_fast"
 
@@ -187,7 +187,10 @@ def test_tampered_archive_registered_through_torchserve_never_serves(
                     "synchronous": "true"},
             headers=server.auth("management"), timeout=120,
         )  # fmt: skip
-        time.sleep(2)  # let a retried worker start too
+        # TorchServe starts a failed worker again: that one must refuse the archive too.
+        until(lambda: [run for run in worker_runs(server, name, "TamperedArtifactError")
+                       if run.after_failure and run.failed], 180,
+              "a worker started again after the refusal, refusing the archive too")  # fmt: skip
         statuses = server.model_status(name) if response.status_code == 200 else []
         assert "READY" not in statuses, (response.status_code, response.text, statuses)
         assert not marker.exists(), "the pickle inside the tampered archive was loaded"

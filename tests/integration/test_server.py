@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -101,12 +100,14 @@ def test_concurrent_mixed_traffic_is_batched_and_isolated(server: TorchServe, mo
     ]
     workers = worker_pids(server, model)
     before = totals(server)
+    arrived = key("ts_inference_requests_total", model_name=model)
     with ThreadPoolExecutor(max_workers=64) as pool:
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)
         try:
             futures = [pool.submit(predict, server, body, kind, model) for body, kind in plan]
-            time.sleep(2)  # every request reaches TorchServe's queue
+            # Every request reached TorchServe (its counter moves as it queues each one).
+            assert deltas(server, before, {arrived: 64}, timeout=60)[arrived] >= 64
         finally:
             for pid in workers:
                 os.kill(pid, signal.SIGCONT)

@@ -17,13 +17,15 @@ from typing import Iterator
 
 import pytest
 
-from benchmarks.soak import Traffic, worker_pids
+from benchmarks.soak import Outcome, Traffic, worker_pids
 from scripts.ops.manage import Management
 from scripts.ops.server import TorchServe
 from tests.conftest import local_server
+from tests.waits import arrived_requests, pending_requests, until
 
 MODEL = "sentiment_fast"
 RECOVERY_LIMIT_S = 10  # the issue's bound, from the kill to the first answer after it
+CLIENTS = 8  # concurrent clients of the traffic around the kill
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +39,8 @@ def own_server(model_store: Path) -> Iterator[TorchServe]:
 def wait_for_one_ready_worker(server: TorchServe, timeout_s: float = 120) -> None:
     """Scaling down may keep the worker that is still loading the model. Paused there, it
     holds the request in the queue, not in a batch, and its replacement answers it (200)."""
-    deadline = time.monotonic() + timeout_s
-    while server.model_status(MODEL) != ["READY"]:
-        assert time.monotonic() < deadline, f"workers after scaling: {server.model_status(MODEL)}"
-        time.sleep(0.2)
+    until(lambda: server.model_status(MODEL) == ["READY"], timeout_s,
+          "one READY worker after scaling to one", interval_s=0.2)  # fmt: skip
 
 
 def post(server: TorchServe, text: str) -> int:
@@ -49,25 +49,31 @@ def post(server: TorchServe, text: str) -> int:
     return response.status_code
 
 
+def answered_since(traffic: Traffic, moment: float) -> list[Outcome]:
+    """The traffic's requests sent after `moment` and answered 200."""
+    return [o for o in traffic.outcomes if o.started > moment and o.status == 200]
+
+
 def test_killed_worker_is_replaced(own_server: TorchServe):
     [old_pid] = worker_pids(own_server, MODEL)
     held: dict[str, int] = {}
     # Idle and paused, the worker is handed the next request and never answers it.
     os.kill(old_pid, signal.SIGSTOP)
     victim = threading.Thread(target=lambda: held.update(status=post(own_server, "정말 좋다")))
+    arrived = arrived_requests(own_server, MODEL)
     victim.start()
-    time.sleep(1)
-    with Traffic(own_server, [MODEL], concurrency=8, bad_ratio=0) as traffic:
-        time.sleep(1)  # clients queue behind the held batch
+    until(lambda: arrived_requests(own_server, MODEL) > arrived
+          and pending_requests(own_server, MODEL) == 0, 60,
+          "the request taken from the queue into the paused worker's batch")  # fmt: skip
+    with Traffic(own_server, [MODEL], concurrency=CLIENTS, bad_ratio=0) as traffic:
+        until(lambda: pending_requests(own_server, MODEL) >= CLIENTS, 60,
+              "every client queued behind the held batch")  # fmt: skip
         killed_at = time.monotonic()
         os.kill(old_pid, signal.SIGKILL)
         victim.join(timeout=120)
-        deadline = killed_at + 60
-        while time.monotonic() < deadline and not any(
-            o.started > killed_at and o.status == 200 for o in traffic.outcomes
-        ):
-            time.sleep(0.1)
-        time.sleep(1)  # and the replacement keeps answering
+        # The first answers after the kill, and more: the replacement keeps answering.
+        until(lambda: len(answered_since(traffic, killed_at)) > 2 * CLIENTS, 60,
+              "the replacement answering requests sent after the kill")  # fmt: skip
     assert held == {"status": 507}, "the request in the killed worker's batch"
     after = [o for o in traffic.outcomes if o.started + o.latency > killed_at]
     recovered = [o for o in after if o.status == 200]
