@@ -26,6 +26,7 @@ from handlers.bert_handler import SentimentBertHandler
 from handlers.cascade import BERT, FAST, Cascade
 from handlers.contract import Batch, Explanation, TokenScore
 from handlers.fast_handler import SentimentFastHandler
+from handlers.metrics import BatchMetrics
 from handlers.sentiment_handler import SentimentHandler
 
 FAST_ONLY, BOTH = (FAST,), (FAST, BERT)
@@ -107,8 +108,6 @@ class SentimentCascadeHandler(SentimentHandler):
         )  # fmt: skip
         return json.dumps(described)
 
-    def _record_metrics(self, batch: Batch) -> None:
-        super()._record_metrics(batch)
-        escalated = sum(len(models) > 1 for models in batch.models)
-        self.context.metrics.add_metric("SentimentCascadeEscalated", escalated, "count", None,
-                                        self.model_dimensions())  # fmt: skip
+    def count_batch(self, metrics: BatchMetrics, batch: Batch) -> None:
+        """The texts sent to BERT too (their share: this over SentimentTexts)."""
+        metrics.add("SentimentCascadeEscalated", sum(len(models) > 1 for models in batch.models))

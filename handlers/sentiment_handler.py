@@ -20,7 +20,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from ts.metrics.dimension import Dimension
-from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.artifacts import load_verified_metadata
@@ -38,6 +37,7 @@ from handlers.contract import (
     join_batches,
     split_batch,
 )
+from handlers.metrics import BatchMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -228,17 +228,19 @@ class SentimentHandler(BaseHandler, ABC):
 
     def _record_metrics(self, batch: Batch) -> None:
         """Counters whose ratios tell batch size and texts per request on /metrics, and
-        histograms of batch size and of this handler's own time per batch (seconds)."""
-        metrics = self.context.metrics
-        model = self.model_dimensions()
-        histogram = MetricTypes.HISTOGRAM
-        size = len(batch.requests)
-        metrics.add_metric("SentimentBatchSize", size, "count", None, list(model), histogram)
+        histograms of batch size and of this handler's own time per batch (seconds): one
+        record per batch (handlers/metrics.py says why)."""
+        metrics = BatchMetrics(self.model_dimensions())
+        self.count_batch(metrics, batch)
+        metrics.add("SentimentBatchSize", len(batch.requests), histogram=True)
         for step, seconds in getattr(self, "_seconds", {}).items():
-            metrics.add_metric(f"Sentiment{step}Seconds", seconds, "s", None, [*model], histogram)
-        metrics.add_metric("SentimentBatches", 1, "count", None, list(model))
-        metrics.add_metric("SentimentRequests", len(batch.requests), "count", None, list(model))
-        metrics.add_metric("SentimentTexts", len(batch.texts), "count", None, list(model))
+            metrics.add(f"Sentiment{step}Seconds", seconds, "s", histogram=True)
+        metrics.add("SentimentBatches", 1)
+        metrics.add("SentimentRequests", len(batch.requests))
+        metrics.add("SentimentTexts", len(batch.texts))
         for error in batch.rejected:
-            reason = [*model, Dimension("Reason", error.error_type)]
-            metrics.add_metric("SentimentRejected", 1, "count", None, reason)
+            metrics.add("SentimentRejected", 1, extra=[Dimension("Reason", error.error_type)])
+        metrics.emit()
+
+    def count_batch(self, metrics: BatchMetrics, batch: Batch) -> None:
+        """A model's own metrics of the batch (the cascade counts its escalations)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 
 CONFIG = MODELS["sentiment_fast"].config_file
+# The frontend's parser (Metric.parse of TorchServe 0.12's jar), after "[METRICS]"
+METRIC_LINE = re.compile(r"\[METRICS\]\s*([\w\s]+)\.([\w\s]+):([0-9\-,.e]+)\|#([^|]*)"
+                         r"(\|#type:([^|,]+))?\|#hostname:([^,]+),([^,]+)(,(.*))?")
 
 
 def test_single_text(handler_and_context):
@@ -64,7 +68,8 @@ def test_bad_input_gets_named_400(handler_and_context, case_id, request_, conten
 
 
 def test_metrics_report_batch_and_rejections(handler_and_context, caplog):
-    """The worker prints metrics as [METRICS] log lines; the frontend turns them into Prometheus."""
+    """The worker prints metrics as [METRICS] log lines, the handler's all in one record (one
+    write per batch); the frontend parses them line by line into Prometheus."""
     handler, context = handler_and_context
     caplog.set_level("INFO")
     run_batch(
@@ -72,7 +77,9 @@ def test_metrics_report_batch_and_rejections(handler_and_context, caplog):
         context,
         [({"body": {"text": []}}, "application/json"), ({"body": "좋다"}, "text/plain")],
     )
-    lines = [r.getMessage() for r in caplog.records if "[METRICS]Sentiment" in r.getMessage()]
+    [record] = [r.getMessage() for r in caplog.records if "[METRICS]Sentiment" in r.getMessage()]
+    lines = record.splitlines()
+    assert all(METRIC_LINE.fullmatch(line) for line in lines), lines
     assert any(line.startswith("[METRICS]SentimentRequests.Count:2|") for line in lines), lines
     assert any(line.startswith("[METRICS]SentimentTexts.Count:1|") for line in lines), lines
     assert any("SentimentRejected" in line and "Reason:EmptyList" in line for line in lines), lines
