@@ -38,6 +38,7 @@ from handlers.contract import (
     split_batch,
 )
 from handlers.metrics import BatchMetrics
+from handlers.worker import tune_worker
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class SentimentHandler(BaseHandler, ABC):
     def initialize(self, context: Any) -> None:
         config = (context.model_yaml_config or {}).get("handler", {}) or {}
         self.setup(context, Path(context.system_properties["model_dir"]), config)
+        tune_worker()  # cheaper protocol reads and no per-batch log line (handlers/worker.py)
 
     def setup(self, context: Any, model_dir: Path, config: Mapping[str, Any]) -> None:
         """Verify and load the artifacts in `model_dir` with this `handler:` config section.
