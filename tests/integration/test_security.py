@@ -26,6 +26,13 @@ from tests.waits import until, worker_runs
 MODEL = "sentiment_fast"
 
 
+@pytest.fixture(scope="module")
+def server(registering_server: TorchServe) -> TorchServe:
+    """This module registers archives: the TorchServe with the model API on, as `manage register`
+    and `rollout` open it (tests/integration/conftest.py); the shared one keeps it off."""
+    return registering_server
+
+
 def _refused(response: requests.Response) -> None:
     """TorchServe 0.12 answers a missing or wrong key with 400 InvalidKeyException (not 401)."""
     assert response.status_code == 400, response.text
