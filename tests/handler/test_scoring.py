@@ -10,6 +10,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import make_pipeline
 
+from handlers import scoring
 from handlers.artifacts import FAST_MODEL_FILE
 from handlers.scoring import linear_log_odds, scorer, softmax
 from scripts.nsmc import TEST_FILE, read_labelled
@@ -25,6 +26,15 @@ def test_scorer_equals_pipeline_predict_proba(fast_artifacts: Path, nsmc_dir: Pa
     fast = scorer(pipeline)
     np.testing.assert_allclose(fast(texts), expected, rtol=0, atol=1e-7)
     np.testing.assert_allclose(fast(texts[:1]), expected[:1], atol=1e-7)
+
+
+def test_skipping_sklearns_input_checks_changes_no_bit(fast_artifacts: Path, nsmc_dir: Path,
+                                                       monkeypatch):  # fmt: skip
+    pipeline = joblib.load(fast_artifacts / FAST_MODEL_FILE)
+    texts, _ = read_labelled(nsmc_dir / TEST_FILE, max_rows=300)
+    trusted = scorer(pipeline)(texts)
+    monkeypatch.setattr(scoring, "TRUSTED_INPUT", {})
+    np.testing.assert_array_equal(scorer(pipeline)(texts), trusted)
 
 
 def test_nb_scorer_multiplies_by_its_own_contiguous_weights(nsmc_dir: Path, monkeypatch):
