@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 
 from scripts.ops.server import TorchServe
 from tests.metrics import total, totals
+from tests.served import describe
 
 T = TypeVar("T")
 
@@ -27,13 +28,6 @@ def until(condition: Callable[[], T], timeout_s: float, what: str, interval_s: f
             raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
         time.sleep(interval_s)
     return value
-
-
-def describe(server: TorchServe, model: str) -> dict:
-    """The management API's description of `model`'s default version."""
-    response = server.request("management", "GET", f"/models/{model}", timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()[0]
 
 
 def pending_requests(server: TorchServe, model: str) -> int:

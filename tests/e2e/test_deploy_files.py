@@ -34,7 +34,7 @@ from scripts.deploy.image_lock import SERVING_PACKAGES
 from scripts.ops.server import TorchServe, parse_properties, read_properties
 from scripts.registry import DEFAULT_MODELS, ROOT
 from tests.conftest import missing
-from tests.e2e.test_systemd import SERVER as SYSTEMD_SERVER
+from tests.systemd_units import SERVER as SYSTEMD_SERVER
 
 KSERVE_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are meant for

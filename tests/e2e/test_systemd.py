@@ -15,28 +15,7 @@ from scripts.ops.server import main as server_main
 from scripts.ops.server import read_properties
 from scripts.registry import ROOT
 from tests.conftest import missing
-
-UNITS = ROOT / "deploy" / "systemd"
-INSTALLED = "/opt/nsmc-sentiment"
-
-
-def unit(name: str) -> dict[str, dict[str, str]]:
-    """{section: {key: value}} of a unit file (the last value of a repeated key wins)."""
-    sections: dict[str, dict[str, str]] = {}
-    current = sections.setdefault("", {})
-    for line in (UNITS / name).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            current = sections.setdefault(line.strip("[]"), {})
-        else:
-            key, _, value = line.partition("=")
-            current[key.strip()] = value.strip()
-    return sections
-
-
-SERVER, KEYS = unit("nsmc-sentiment.service"), unit("nsmc-sentiment-keys.service")
+from tests.systemd_units import INSTALLED, KEYS, SERVER, UNITS
 
 
 def test_server_starts_at_boot_unprivileged_and_restarts():

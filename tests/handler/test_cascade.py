@@ -8,9 +8,8 @@ alone, above 1 = both).  Served: tests/integration/test_cascade_served.py.
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,20 +21,13 @@ from handlers.cascade_handler import SentimentCascadeHandler
 from handlers.contract import Explanation, Limits, TokenScore
 from handlers.sentiment_handler import SentimentHandler
 from scripts.inprocess import load_archive
+from tests.cascade_math import combined, logit, sigmoid
 from tests.cases import BAD_REQUESTS, GOOD_REQUESTS
 from tests.handler_context import make_context, run_batch
 
 SURE, UNSURE, LEANING = "정말 최고의 영화", "그냥 그랬다", "볼만은 한데"
 FAST_P = {SURE: 0.95, UNSURE: 0.6, LEANING: 0.3}  # confidence 0.95, 0.6, 0.7
 BERT_P = {SURE: 0.1, UNSURE: 0.1, LEANING: 0.9}
-
-
-def logit(p: float) -> float:
-    return math.log(p / (1 - p))
-
-
-def sigmoid(z: float) -> float:
-    return 1 / (1 + math.exp(-z))
 
 
 class Scripted(SentimentHandler):
@@ -165,14 +157,14 @@ def test_settings_are_checked():
 # --------------------------------------------------------------------------- real artifacts
 
 
-def combined(fast: Sequence[float], bert: Sequence[float], weight: float) -> float:
-    return sigmoid((1 - weight) * logit(fast[1]) + weight * logit(bert[1]))
-
-
-def test_archive_agrees_with_its_two_models(model_store: Path, test_texts: list[str]):
+def test_archive_agrees_with_its_two_models(
+    model_store: Path, test_texts: list[str], tmp_path: Path
+):
     """In-process, from the built archives: threshold 0 = fast alone, above 1 = both combined."""
+    unpacked = (tmp_path / str(i) for i in itertools.count())  # each load its own directory
+
     def load(name: str, **overrides):
-        return load_archive(model_store / f"{name}.mar", Path(tempfile.mkdtemp()), overrides)
+        return load_archive(model_store / f"{name}.mar", next(unpacked), overrides)
 
     fast = load("sentiment_fast").probabilities(test_texts)
     bert = load("sentiment_bert").probabilities(test_texts)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from handlers.bert_handler import SentimentBertHandler
 from handlers.contract import Explanation
@@ -61,9 +62,20 @@ def committed_bert(explain_method: str):
                 explain_method=explain_method)  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["integrated_gradients", "gradient_x_input"])
+@pytest.fixture(scope="module")
+def integrated_gradients():
+    return committed_bert("integrated_gradients")
+
+
+@pytest.fixture(scope="module")
+def gradient_x_input():
+    return committed_bert("gradient_x_input")
+
+
+@pytest.fixture(params=["integrated_gradients", "gradient_x_input"])
 def bert(request):
-    return committed_bert(request.param)
+    """Each explanation method of the committed checkpoint, each loaded once."""
+    return request.getfixturevalue(request.param)
 
 
 def test_fast_scores_are_the_models_log_odds(fast):
@@ -92,27 +104,68 @@ def test_fast_top_ngram_alone_reads_as_its_score_says(fast, text: str, label: st
 
 
 @pytest.mark.parametrize("text,label", SEEDS)
-def test_bert_attributions_agree_with_the_prediction(bert, text: str, label: str):
-    """The label is right, scores point its way, and deleting the top token moves as scored."""
+def test_bert_explanations_cover_the_text_of_a_right_prediction(bert, text: str, label: str):
+    """Either method: the label is right, and every scored token is a finite piece of the text.
+    What each method's scores mean is checked per method below."""
     handler, _ = bert
     [explanation] = handler.explain_texts([text])
     check_spans(text, explanation)
-    before = log_odds(handler, text)
-    assert (before > 0) == (label == "positive")
+    assert (log_odds(handler, text) > 0) == (label == "positive")
     assert explanation.tokens and all(math.isfinite(t.score) for t in explanation.tokens)
+
+
+@pytest.mark.parametrize("text,label", SEEDS)
+def test_integrated_gradients_add_up_to_the_log_odds(integrated_gradients, text: str, label: str):
+    """base + scores = the log-odds (the sum rule), and the top token points the label's way."""
+    handler, _ = integrated_gradients
+    [explanation] = handler.explain_texts([text])
     total = sum(t.score for t in explanation.tokens)
-    if explanation.base is None:
-        # gradient x input is a local linearisation: no sum rule, not even the sum's sign (the
-        # distilled checkpoint sums to +0.28 on a text it scores -5.5), and its top token failed
-        # the deletion check below on the first seed. That is why integrated gradients serve.
-        return
-    # integrated gradients: base + scores = the log-odds (the sum rule)
-    assert explanation.base + total == pytest.approx(before, abs=0.1)
+    assert explanation.base + total == pytest.approx(log_odds(handler, text), abs=0.1)
     top = max(explanation.tokens, key=lambda t: abs(t.score))
     assert (top.score > 0) == (label == "positive")
 
 
-def test_bert_deleting_what_integrated_gradients_credits_moves_the_answer():
+@pytest.mark.parametrize("text,label", SEEDS)
+def test_gradient_x_input_is_each_tokens_first_order_effect(gradient_x_input, text: str,
+                                                            label: str):  # fmt: skip
+    """A token's score is how fast the log-odds move as its embedding is scaled (its
+    directional derivative along itself), measured here by a central difference.
+
+    No sum rule, not even the sum's sign (the distilled checkpoint sums to +0.28 on a text it
+    scores -5.5), and its top token failed a deletion check on the first seed: that is why
+    integrated gradients serve."""
+    handler, _ = gradient_x_input
+    [explanation] = handler.explain_texts([text])
+    assert explanation.base is None
+    positions = word_piece_positions(handler, text)
+    assert len(positions) == len(explanation.tokens)
+    step = 1e-2
+    for position, token in zip(positions, explanation.tokens):
+        slope = (scaled_log_odds(handler, text, position, 1 + step)
+                 - scaled_log_odds(handler, text, position, 1 - step)) / (2 * step)  # fmt: skip
+        assert slope == pytest.approx(token.score, rel=0.05, abs=0.02), token
+
+
+def word_piece_positions(handler, text: str) -> list[int]:
+    """Where each scored word piece sits in the encoded text (special tokens are not scored)."""
+    encoded = handler.tokenizer([text], truncation=True, max_length=handler.max_length,
+                                return_offsets_mapping=True,
+                                return_special_tokens_mask=True)  # fmt: skip
+    pieces = zip(encoded["special_tokens_mask"][0], encoded["offset_mapping"][0])
+    return [i for i, (special, (start, end)) in enumerate(pieces) if not special and end > start]
+
+
+def scaled_log_odds(handler, text: str, position: int, factor: float) -> float:
+    """The log-odds with the embedding of the word piece at `position` scaled by `factor`."""
+    encoded = handler.tokenizer([text], truncation=True, max_length=handler.max_length,
+                                return_tensors="pt").to(handler.device)  # fmt: skip
+    with torch.inference_mode():
+        embeddings = handler.model.get_input_embeddings()(encoded["input_ids"]).clone()
+        embeddings[0, position] *= factor
+        return float(handler._log_odds(embeddings, encoded)[0])
+
+
+def test_bert_deleting_what_integrated_gradients_credits_moves_the_answer(integrated_gradients):
     """Deleting the tokens that carry half of the credit for the label moves the log-odds
     away from it, on average over the seeds by more than 1.
 
@@ -121,7 +174,7 @@ def test_bert_deleting_what_integrated_gradients_credits_moves_the_answer():
     a little towards the label (-0.09 for the top token; -0.32 for 최악의 in 돈 아깝다 최악의
     영화, whose other words say the same). Measured means: -2.2 (top half of the credit).
     """
-    handler, _ = committed_bert("integrated_gradients")
+    handler, _ = integrated_gradients
     moves = []
     for text, label in SEEDS:
         sign = 1 if label == "positive" else -1

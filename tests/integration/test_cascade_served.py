@@ -11,7 +11,7 @@ import requests
 
 from handlers.cascade import BERT, FAST
 from scripts.ops.server import TorchServe
-from tests.handler.test_cascade import combined
+from tests.cascade_math import combined
 from tests.metrics import deltas, key, totals
 
 

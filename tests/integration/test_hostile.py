@@ -15,7 +15,7 @@ import pytest
 from scripts.ops.server import TorchServe
 from scripts.registry import MODELS
 from tests.cases import ANSWERED, BAD_HTTP_BODIES, HOSTILE_HTTP_BODIES, TOO_LARGE
-from tests.integration.test_server import describe, predict
+from tests.served import describe, predict
 
 CASES = BAD_HTTP_BODIES + HOSTILE_HTTP_BODIES
 GOOD_TEXT = "정말 감동적이고 최고였어요"

@@ -15,7 +15,7 @@ import yaml
 from scripts.ops.server import BASE_CONFIG, TorchServe, read_properties
 from scripts.registry import MODELS
 from tests.cases import LONG_TEXT, MAX_REQUEST_SIZE, TOO_MANY
-from tests.integration.test_server import predict
+from tests.served import predict
 
 BOTH = pytest.mark.parametrize("model", list(MODELS))
 

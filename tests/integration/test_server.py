@@ -18,26 +18,10 @@ from benchmarks.soak import worker_pids
 from scripts.ops.server import ServerError, TorchServe
 from scripts.registry import MODELS
 from tests.metrics import deltas, key, totals
+from tests.served import describe, predict
 
 MODEL = "sentiment_fast"
 EVERY_MODEL = pytest.mark.parametrize("model", list(MODELS))
-
-
-def predict(
-    server: TorchServe, body: bytes, content_type: str | None, model: str = MODEL
-) -> requests.Response:
-    headers = server.auth("inference")
-    if content_type:
-        headers["Content-Type"] = content_type
-    url = server.url("inference", f"/predictions/{model}")
-    return requests.post(url, data=body, headers=headers, timeout=30)
-
-
-def describe(server: TorchServe, model: str) -> dict:
-    url = server.url("management", f"/models/{model}")
-    response = requests.get(url, headers=server.auth("management"), timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()[0]
 
 
 def test_ping(server: TorchServe):

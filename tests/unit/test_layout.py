@@ -3,6 +3,8 @@ upward imports or project imports hidden in functions (scripts/import_graph.py).
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from handlers.contract import MAX_TEXTS, Limits
@@ -68,3 +70,13 @@ def test_readme_layout_matches_the_tree():
         for module in (ROOT / package).rglob("*.py"):
             if module.stem != "__init__" and module.stem != "__main__":
                 assert module.stem in block, f"{module.relative_to(ROOT)} is not in README's layout"
+
+
+def test_no_test_module_imports_another():
+    """What several test modules share lives in a helper module under tests/ (tests/served.py,
+    tests/cascade_math.py, ...): a test module imported by another runs its module-level code
+    twice and ties the two files' fixtures and names together."""
+    imports = re.compile(r"^\s*(?:from|import) tests(?:\.\w+)*\.test_\w+", re.M)
+    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "tests").rglob("test_*.py"))
+                 if imports.search(path.read_text(encoding="utf-8"))]  # fmt: skip
+    assert not offenders, f"move what they share into a helper module under tests/: {offenders}"
