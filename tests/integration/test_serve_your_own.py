@@ -24,7 +24,7 @@ from scripts.packaging.build_archive import build_archive
 from scripts.registry import MODELS, ROOT
 from tests.checkpoints import save_checkpoint
 from tests.conftest import local_server
-from tests.e2e.test_docs_commands import VENV_PYTHON, commands, words
+from tests.doc_commands import VENV_PYTHON, commands, words
 
 DOC = ROOT / "docs" / "models" / "serve-your-own.md"
 SECTION = "## The workflow, as commands"
