@@ -18,7 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from handlers.artifacts import BERT_FILES, METADATA_FILE, update_metadata, write_metadata
+from handlers.artifacts import (
+    BERT_FILES,
+    BERT_WEIGHTS_FILE,
+    METADATA_FILE,
+    update_metadata,
+    write_metadata,
+)
 from handlers.contract import LABELS_FLAG, checkpoint_labels, label_names
 
 CONFIG_LABELS = "config.json id2label"  # label_source: the checkpoint's own names
@@ -51,7 +57,7 @@ def write_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = 
     Written into `model_dir`, which must be a copy (the build's staging directory):
     the original checkpoint is never modified.  `labels`: the order stated at build.
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(model_dir)
     if len(config.id2label) != 2:
@@ -61,6 +67,8 @@ def write_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = 
         )
     if not (model_dir / "tokenizer.json").exists():  # slow-tokenizer files only (vocab.txt)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(model_dir)
+    if not (model_dir / BERT_WEIGHTS_FILE).exists():  # pytorch_model.bin (or .bin shards) only
+        resave_as_safetensors(model_dir, AutoModelForSequenceClassification)
     order, label_source = label_order(config.id2label, labels)
     metadata = {
         "model": "sentiment_bert",
@@ -72,6 +80,15 @@ def write_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = 
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return write_metadata(model_dir, metadata, BERT_FILES)
+
+
+def resave_as_safetensors(model_dir: Path, model_class: Any) -> None:
+    """Weights saved as pytorch_model.bin become model.safetensors, what the archive hashes and
+    the handler loads (safetensors cannot run code when read; a .bin is a pickle); the .bin
+    files leave the staging copy so the archive holds one copy of the weights."""
+    model_class.from_pretrained(model_dir).save_pretrained(model_dir)
+    for stale in model_dir.glob("pytorch_model*.bin*"):
+        stale.unlink()
 
 
 def ensure_manifest(model_dir: Path, source: str, labels: Sequence[str] | None = None) -> None:

@@ -63,3 +63,21 @@ def test_a_vocab_only_tokenizer_is_served_as_transformers_reads_it(tmp_path: Pat
     assert "tokenizer.json" in handler.metadata["artifact_sha256"]
     got = np.asarray(handler.predict_proba(TEXTS))
     assert np.abs(got - transformers_answer(checkpoint, TEXTS)).max() <= 1e-5
+
+
+def test_weights_saved_as_pytorch_model_bin_are_served(tmp_path: Path):
+    """A checkpoint with pytorch_model.bin only (older save_pretrained, or
+    safe_serialization=False): the build re-saves it as model.safetensors, one copy, and it
+    answers as transformers does."""
+    checkpoint = vocab_only_checkpoint(tmp_path / "checkpoint")
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    (checkpoint / "model.safetensors").unlink()
+    torch.save(model.state_dict(), checkpoint / "pytorch_model.bin")
+    mar = build_archive(MODELS["sentiment_bert"], checkpoint, tmp_path / "store", runtime="torch")
+    with zipfile.ZipFile(mar) as archive:
+        names = archive.namelist()
+    assert "model.safetensors" in names and not any(n.endswith(".bin") for n in names)
+    assert (checkpoint / "pytorch_model.bin").exists(), "the build works on a copy"
+    handler = load_archive(mar, tmp_path / "unpacked")
+    got = np.asarray(handler.predict_proba(TEXTS))
+    assert np.abs(got - transformers_answer(checkpoint, TEXTS)).max() <= 1e-5
