@@ -10,106 +10,49 @@ side by side.
     python -m scripts.ops.server status
     python -m scripts.ops.server foreground   # systemd: TorchServe in the foreground (journal)
 
-Keys expire (token_expiration_min): start() also starts the key renewer
-(sentiment_client.renewer watch) as a detached process with its pid in run/renewer.pid,
-logging to run/logs/renewer.log; stop() stops it.
+`TorchServe` is the process lifecycle; what it renders, calls and records lives beside it:
+ts_config (config.properties, ports), ts_keys (calls with the instance's keys, retried once
+with a renewed key), ts_defaults (model_store/defaults.json) and ts_process (pid files,
+stopping, the key renewer that start() starts and stop() stops).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import requests
 
 from scripts.nsmc import DataNotFoundError
+from scripts.ops.ts_config import (
+    BASE_CONFIG,
+    LOG4J_CONFIG,
+    NO_URL,
+    Ports,
+    instance_properties,
+    loaded_models,
+    parse_properties,
+    read_properties,
+    write_properties,
+)
+from scripts.ops.ts_defaults import DEFAULTS_FILE, DefaultVersions
+from scripts.ops.ts_keys import KeyedApi
+from scripts.ops.ts_process import KeyRenewer, ServerError, running_pid, stop_process
 from scripts.packaging.build_archive import build_archive, ensure_artifacts
 from scripts.registry import DEFAULT_MODELS, DEFAULT_RUN_DIR, DEFAULT_STORE, MODELS, ROOT
-from sentiment_client.keys import KeyFile, is_key_error
+from sentiment_client.keys import KeyFile
 
-BASE_CONFIG = ROOT / "config.properties"
-LOG4J_CONFIG = ROOT / "log4j2.xml"
-# In the model store: {model: archive file} of the version each model serves by default, written
-# when a default changes (scripts.ops.manage set-default, scripts.ops.rollout); a restart loads
-# these.
-DEFAULTS_FILE = "defaults.json"
-
-
-class ServerError(RuntimeError):
-    """TorchServe did not do what was asked; the message says what and where to look."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    inference: int = 8080
-    management: int = 8081
-    metrics: int = 8082
-    grpc_inference: int = 7070
-    grpc_management: int = 7071
-    worker: int = 9000  # first port of the workers' unix sockets (/tmp/.ts.sock.<port>)
-
-    @classmethod
-    def free(cls) -> "Ports":
-        """Ports nobody listens on now, for a test instance beside others."""
-        sockets = [socket.socket() for _ in fields(cls)]
-        try:
-            for sock in sockets:
-                sock.bind(("127.0.0.1", 0))
-            return cls(*(sock.getsockname()[1] for sock in sockets))
-        finally:
-            for sock in sockets:
-                sock.close()
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """The key=value lines of a config.properties text (comments and blank lines skipped)."""
-    pairs = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    return parse_properties(path.read_text(encoding="utf-8"))
-
-
-def running_pid(pid_file: Path) -> int | None:
-    """The PID in `pid_file` if that process is alive, else None."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def exited(pid: int, timeout: float) -> bool:
-    """Wait up to `timeout` seconds for `pid` to exit; False if it still runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:  # reap it if it is our child (tests): a zombie still answers kill(pid, 0)
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return True
-        time.sleep(0.1)
-    return False
+__all__ = [  # what other modules import from here, wherever it is defined
+    "BASE_CONFIG", "DEFAULTS_FILE", "LOG4J_CONFIG", "Ports", "ServerError", "TorchServe",
+    "build_missing", "main", "parse_properties", "read_properties", "status_line", "up",
+]  # fmt: skip
 
 
 @dataclass
@@ -121,7 +64,7 @@ class TorchServe:
     base_config: Path = BASE_CONFIG
     log4j_config: Path = LOG4J_CONFIG
     properties: dict[str, str] = field(default_factory=dict)  # over base_config's (tests)
-    _key_file: KeyFile | None = field(default=None, init=False, repr=False, compare=False)
+    _api: KeyedApi | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def tmp_dir(self) -> Path:
@@ -135,6 +78,11 @@ class TorchServe:
     def config_path(self) -> Path:
         return self.run_dir / "config.properties"
 
+    @property
+    def pid_file(self) -> Path:
+        """Written by `torchserve --start` into its TMPDIR."""
+        return self.tmp_dir / ".model_server.pid"
+
     @classmethod
     def attach(cls, run_dir: Path = DEFAULT_RUN_DIR) -> "TorchServe":
         """The instance last started from `run_dir`: its ports, store and models as rendered."""
@@ -142,155 +90,83 @@ class TorchServe:
         if not config.exists():
             return cls(run_dir=run_dir)
         props = read_properties(config)
-
-        def port(key: str) -> int:
-            return int(props[key].rsplit(":", 1)[-1])
-
-        ports = Ports(
-            port("inference_address"),
-            port("management_address"),
-            port("metrics_address"),
-            port("grpc_inference_port"),
-            port("grpc_management_port"),
-            port("initial_worker_port"),
-        )
-        models = tuple(entry.split("=", 1)[0] for entry in props["load_models"].split(","))
-        return cls(
-            run_dir=run_dir, ports=ports, model_store=Path(props["model_store"]), models=models
-        )
+        return cls(run_dir=run_dir, ports=Ports.of(props), model_store=Path(props["model_store"]),
+                   models=loaded_models(props))  # fmt: skip
 
     def url(self, api: str, path: str = "") -> str:
-        port = {"inference": self.ports.inference, "management": self.ports.management,
-                "metrics": self.ports.metrics}[api]  # fmt: skip
-        return f"http://127.0.0.1:{port}{path}"
+        return self.ports.url(api, path)
 
-    # ----------------------------------------------------------------- keys
+    # ----------------------------------------------------------------- keys (ts_keys)
+
+    @property
+    def api(self) -> KeyedApi:
+        """HTTP calls with this instance's keys, re-read whenever the key file changes."""
+        if self._api is None:
+            self._api = KeyedApi(self.run_dir / "key_file.json", self.ports)
+        return self._api
 
     @property
     def key_file(self) -> KeyFile:
-        """TorchServe's key file in the run dir, re-read whenever it changes (renewals)."""
-        if self._key_file is None:
-            self._key_file = KeyFile(self.run_dir / "key_file.json")
-        return self._key_file
+        return self.api.key_file
 
     def keys(self) -> dict[str, str]:
-        """{"inference": key, "management": key, "API": key}, {} before TorchServe wrote them."""
-        return dict(self.key_file.current().keys)
+        return self.api.keys()
 
     def auth(self, api: str) -> dict[str, str]:
-        """The Authorization header for `api` ("inference" or "management"); {} with auth off."""
-        key = self.key_file.key(api)
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return self.api.auth(api)
 
     def request(
         self, api: str, method: str, path: str, session: requests.Session | None = None, **kwargs
     ) -> requests.Response:
-        """An HTTP call to `api` with its key, sent once more with the renewed key if TorchServe
-        refused the one read (a renewal or restart between reading the file and the call)."""
-        extra = kwargs.pop("headers", {})
-        http = session or requests
-        for attempt in (1, 2):
-            key = self.key_file.key(api)
-            headers = {**extra, **({"Authorization": f"Bearer {key}"} if key else {})}
-            response = http.request(method, self.url(api, path), headers=headers, **kwargs)
-            if attempt == 2 or not is_key_error(response.status_code, response.content):
-                return response
-            if self.key_file.refreshed(api, key) is None:
-                return response
-        return response
+        return self.api.request(api, method, path, session, **kwargs)
 
-    # ----------------------------------------------------------------- key renewer
+    # ----------------------------------------------------------------- key renewer (ts_process)
+
+    @property
+    def renewer(self) -> KeyRenewer:
+        return KeyRenewer(self.run_dir, self.url("management"), self.pid_file)
 
     @property
     def renewer_pid_file(self) -> Path:
-        return self.run_dir / "renewer.pid"
+        return self.renewer.pid_file
 
     def renewer_pid(self) -> int | None:
-        """The key renewer's PID if it is running, else None."""
-        return running_pid(self.renewer_pid_file)
+        return self.renewer.pid()
 
     def start_renewer(self) -> int:
-        """Start `sentiment_client.renewer watch` for this instance, detached (own session): it
-        renews the keys before they expire for as long as it runs (stop_renewer)."""
-        if (pid := self.renewer_pid()) is not None:
-            return pid
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "sentiment_client.renewer", "watch",
-                   "--key-file", str(self.run_dir / "key_file.json"),
-                   "--management-url", self.url("management"),
-                   "--pid-file", str(self.renewer_pid_file),
-                   "--server-pid-file", str(self.tmp_dir / ".model_server.pid")]  # fmt: skip
-        with open(self.log_dir / "renewer.log", "ab") as log:
-            process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=log, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 10
-        while self.renewer_pid() != process.pid and time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServerError(f"the key renewer exited; see {self.log_dir / 'renewer.log'}")
-            time.sleep(0.05)
-        return process.pid
+        return self.renewer.start(self._env())
 
     def stop_renewer(self, timeout: float = 10) -> bool:
-        """Stop the key renewer; False if none was running."""
-        pid = self.renewer_pid()
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGTERM)
-        if not exited(pid, timeout):
-            os.kill(pid, signal.SIGKILL)
-            self.renewer_pid_file.unlink(missing_ok=True)
-        return True
+        return self.renewer.stop(timeout)
 
     # ----------------------------------------------------------------- default versions
 
-    def _defaults(self) -> dict[str, str]:
-        path = self.model_store / DEFAULTS_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    @property
+    def defaults(self) -> DefaultVersions:
+        return DefaultVersions(self.model_store)
 
     def default_archive(self, name: str) -> str:
-        """The archive a start loads for `name`: the last recorded default, else <name>.mar."""
-        return self._defaults().get(name, f"{name}.mar")
+        return self.defaults.archive(name)
 
     def record_default(self, name: str, archive: str) -> None:
-        """Remember `archive` as the default of `name`, so that a restart serves it again."""
-        defaults = {**self._defaults(), name: archive}
-        path = self.model_store / DEFAULTS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(defaults, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(path)  # atomic: a crash leaves the old or the new file, never half of one
+        self.defaults.record(name, archive)
 
-    # ----------------------------------------------------------------- lifecycle
+    # ----------------------------------------------------------------- config (ts_config)
 
     def render_config(self) -> Path:
         """The project's config.properties with this instance's ports and absolute paths."""
-        properties = read_properties(self.base_config)
-        properties.update(
-            inference_address=self.url("inference"),
-            management_address=self.url("management"),
-            metrics_address=self.url("metrics"),
-            grpc_inference_port=str(self.ports.grpc_inference),
-            grpc_management_port=str(self.ports.grpc_management),
-            initial_worker_port=str(self.ports.worker),
-            model_store=str(self.model_store.resolve()),
-            allowed_urls=self.allowed_urls(),
-            load_models=",".join(f"{name}={self.default_archive(name)}" for name in self.models),
-            vmargs=f"-Dlog4j.configurationFile=file:{self.log4j_config} "
-            f"-Djava.io.tmpdir={self.tmp_dir}",
-        )
-        properties.update(self.properties)
-        self.config_path.write_text(
-            "".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8"
-        )
-        return self.config_path
+        properties = instance_properties(
+            read_properties(self.base_config), self.ports, self.model_store,
+            {name: self.default_archive(name) for name in self.models},
+            self.log4j_config, self.tmp_dir,
+        )  # fmt: skip
+        return write_properties(self.config_path, {**properties, **self.properties})
 
     def allowed_urls(self) -> str:
-        """No URL at all (a regex that matches nothing): archives of the store are registered by
-        name, which TorchServe never matches against allowed_urls, so no URL is needed.
+        """No URL at all (a regex that matches nothing): ts_config.NO_URL says why."""
+        return NO_URL
 
-        A pattern for file URLs inside the store (`file://<store>/[^/]+`) was bypassed by
-        `file://<store>/%2e%2e%2f<anywhere>.mar`: Java decodes `%2f` after the match.
-        """
-        return "(?!)"
+    # ----------------------------------------------------------------- lifecycle
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -306,7 +182,7 @@ class TorchServe:
 
     def pid(self) -> int | None:
         """The frontend's PID if it is running, else None."""
-        return running_pid(self.tmp_dir / ".model_server.pid")
+        return running_pid(self.pid_file)
 
     def _command(self, *mode: str) -> list[str]:
         """The torchserve command line for this instance, its directories and config ready."""
@@ -343,9 +219,7 @@ class TorchServe:
 
     def model_status(self, name: str) -> list[str]:
         """Worker statuses of the default version of `name` ([] while not registered)."""
-        response = requests.get(
-            self.url("management", f"/models/{name}"), headers=self.auth("management"), timeout=5
-        )
+        response = self.request("management", "GET", f"/models/{name}", timeout=5)
         if response.status_code != 200:
             return []
         return [worker.get("status", "") for worker in response.json()[0].get("workers", [])]
@@ -378,16 +252,18 @@ class TorchServe:
             self.stop()
 
     def stop(self, timeout: float = 30) -> bool:
-        """Stop the instance and its key renewer, and wait until the JVM is gone; False if
-        nothing was running."""
+        """Stop the instance and its key renewer, and wait until the JVM is gone (SIGKILL after
+        `timeout` seconds); False if nothing was running."""
         renewer = self.stop_renewer()
         pid = self.pid()
         if pid is None:
             return renewer
-        subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
-        if not exited(pid, timeout):
-            os.kill(pid, signal.SIGKILL)
+        stop_process(pid, timeout, ask=self._ask_to_stop)
         return True
+
+    def _ask_to_stop(self) -> None:
+        """`torchserve --stop`: it signals the frontend and returns at once."""
+        subprocess.run(["torchserve", "--stop"], env=self._env(), capture_output=True)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -403,21 +279,25 @@ def curl_example(server: TorchServe, model: str = "sentiment_fast") -> str:
     )
 
 
-def build_missing(server: TorchServe, data_dir: str | None = None) -> None:
-    """Build the default archives the store lacks (a rolled-out version is never rebuilt)."""
+def build_missing(server: TorchServe, data_dir: str | None = None) -> list[str]:
+    """Build the default archives the store lacks (a rolled-out version is never rebuilt);
+    the models built."""
+    built = []
     for name in server.models:
         if server.default_archive(name) != f"{name}.mar":  # a rolled-out version: never rebuilt
             continue
         if (server.model_store / f"{name}.mar").exists():
             continue
         build_archive(MODELS[name], ensure_artifacts(name, data_dir), server.model_store)
+        built.append(name)
+    return built
 
 
 def up(server: TorchServe, data_dir: str | None = None) -> None:
     """Build whatever archive is missing, start TorchServe, wait until READY."""
-    if server.pid() is not None:
+    if (pid := server.pid()) is not None:
         renewer = TorchServe.attach(server.run_dir).start_renewer()  # in case it had died
-        print(f"TorchServe is already running from {server.run_dir} (pid {server.pid()}, key "
+        print(f"TorchServe is already running from {server.run_dir} (pid {pid}, key "
               f"renewer pid {renewer}); `make stop` first to restart it.")  # fmt: skip
         return
     build_missing(server, data_dir)
