@@ -1,6 +1,7 @@
 """Retrain and roll out a new version of a served model, while it keeps serving.
 
-    train -> archive <model>_v<N>.mar (version N.0) -> register it beside the serving version
+    train -> archive <model>_v<N>.0.mar (version N.0, named as `build_archive --version N.0`
+    names it) -> register it beside the serving version
     -> smoke test /predictions/<model>/N.0 (accuracy on a held-out slice) -> set default
     -> unregister the old version
 
@@ -32,7 +33,7 @@ from scripts.nsmc import TRAIN_FILE, read_labelled, resolve_data_dir
 from scripts.ops.manage import Management
 from scripts.ops.model_api import ModelApiError, registration_window
 from scripts.ops.server import ServerError, TorchServe
-from scripts.packaging.build_archive import build_archive
+from scripts.packaging.build_archive import build_archive, versioned_name
 from scripts.registry import DEFAULT_RUN_DIR, MODELS, ROOT
 from scripts.training.train_fast import train as train_fast
 
@@ -58,13 +59,19 @@ class Rollout:
 
 
 def is_number(text: str) -> bool:
-    """'2' (a rollout's archive) or '2.0' (`build_archive --version 2.0`), not 'x'."""
+    """'2.0' (a version's archive) or '2' (an older rollout's), not 'x'."""
     return text.replace(".", "", 1).isdigit()
 
 
+def archive_name(model: str, number: int) -> str:
+    """The archive of version `number`.0: the file `build_archive --version N.0` writes, so
+    that docs, rollouts and manual builds share one name (sentiment_fast_v2.0.mar)."""
+    return versioned_name(model, f"{number}.0") + ".mar"
+
+
 def next_version(versions: Sequence[str], store: Path, model: str) -> int:
-    """One above the highest registered version and every <model>_v<N>.mar in the store, so
-    that no archive a restart may load (model_store/defaults.json) is ever overwritten."""
+    """One above the highest registered version and every <model>_v<N>[.M].mar in the store,
+    so that no archive a restart may load (model_store/defaults.json) is ever overwritten."""
     built = [p.stem.rsplit("_v", 1)[1] for p in store.glob(f"{model}_v*.mar")]
     numbers = [int(float(v)) for v in [*versions, *filter(is_number, built)]]
     return max(numbers, default=0) + 1
@@ -136,7 +143,7 @@ def rollout(
         number = next_version(management.versions(model), server.model_store, model)
     except Exception as err:
         raise RolloutError("find the serving version", f"{err}") from None
-    done = Rollout(model, old, f"{number}.0", f"{model}_v{number}.mar")
+    done = Rollout(model, old, f"{number}.0", archive_name(model, number))
     registered = False
 
     def step(name: str, action: Callable[[], object]) -> object:

@@ -11,11 +11,16 @@ each make target must exist (`make -n`).  Other tools (curl, docker, kubectl) ar
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from scripts.registry import ROOT
+from scripts.ops.manage import ManagementError, find_archive
+from scripts.ops.rollout import archive_name
+from scripts.packaging.build_archive import versioned_name
+from scripts.registry import MODELS, ROOT
 from tests.doc_commands import VENV_PYTHON, commands, words
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -78,3 +83,53 @@ def test_make_target_exists(target: str):
 
 def test_the_docs_have_commands_to_check():
     assert len(PYTHON_COMMANDS) >= 20 and {"serve", "test"} <= set(MAKE_TARGETS)
+
+
+# --------------------------------------------------------------------------- archive names
+# `--help` cannot tell that `manage register sentiment_fast_v2.mar` names a file no command
+# writes (build_archive --version 2.0 writes sentiment_fast_v2.0.mar): the names are checked
+# against the project's own naming functions, and registrations resolved in a store holding
+# exactly what the documented commands build.
+
+ARCHIVE = re.compile(r"\b((?:%s)[\w.]*?)\.mar\b" % "|".join(sorted(MODELS, key=len, reverse=True)))
+
+
+def tool_argv(argv: list[str], module: str) -> list[str] | None:
+    """The arguments of a documented `.venv/bin/python -m <module> ...`, else None."""
+    return argv[3:] if argv[:3] == [VENV_PYTHON, "-m", module] else None
+
+
+def written_archives() -> set[str]:
+    """The archives the documented commands write: each model's default (make serve), each
+    `build_archive <model> --version V` line's file, and what rollouts write (N.0)."""
+    written = {f"{model}.mar" for model in MODELS}
+    for _, _, argv in DOC_COMMANDS:
+        args = tool_argv(argv, "scripts.packaging.build_archive")
+        if args and "--version" in args:
+            written.add(versioned_name(args[0], args[args.index("--version") + 1]) + ".mar")
+    return written | {archive_name(model, n) for model in MODELS for n in range(2, 10)}
+
+
+def test_every_archive_the_docs_name_is_one_a_command_writes():
+    written = written_archives()
+    named = {(path.relative_to(ROOT), f"{name}.mar") for path in DOCS
+             for name in ARCHIVE.findall(path.read_text(encoding="utf-8"))}  # fmt: skip
+    unknown = sorted(f"{path}: {name}" for path, name in named if name not in written)
+    assert not unknown, f"no documented command writes these: {unknown}"
+
+
+def test_documented_registrations_find_their_archive(tmp_path: Path):
+    """`manage register X` and curl's `url=X` as written, against a store of what the
+    documented commands build: the CLI's own lookup (find_archive) must find X."""
+    for name in written_archives():
+        (tmp_path / name).touch()
+    registered = [(path, args[1]) for path, _, argv in DOC_COMMANDS
+                  if (args := tool_argv(argv, "scripts.ops.manage")) and args[:1] == ["register"]]  # fmt: skip
+    registered += [(path, url) for path, line, _ in DOC_COMMANDS
+                   for url in re.findall(r"[?&]url=([^&\"' ]+)", line)]  # fmt: skip
+    assert any(str(path) == "docs/operations.md" for path, _ in registered)
+    for path, given in registered:
+        try:
+            find_archive(tmp_path, given)
+        except ManagementError as err:
+            pytest.fail(f"{path}: {given}: {err}")

@@ -20,7 +20,7 @@ import requests
 from scripts.ops import grpc_client, manage
 from scripts.ops import rollout as rollout_cli
 from scripts.ops.manage import Management
-from scripts.ops.rollout import rollout
+from scripts.ops.rollout import archive_name, rollout
 from scripts.ops.server import DEFAULTS_FILE, TorchServe
 from scripts.packaging.build_archive import build_archive
 from scripts.registry import MODELS
@@ -186,7 +186,7 @@ def test_rollout_under_traffic_fails_no_request_and_switches(
     custom = management.describe(MODEL, "2.0", customized=True)[0]["customizedMetadata"]
     assert custom["model_version"] == "2.0" and custom["train_rows"] == 3_000
     assert json.loads((ops_server.model_store / DEFAULTS_FILE).read_text()) == {
-        MODEL: "sentiment_fast_v2.mar"
+        MODEL: "sentiment_fast_v2.0.mar"  # build_archive --version 2.0's name, as in the docs
     }
 
 
@@ -211,7 +211,7 @@ def test_failed_rollout_leaves_old_version_serving(
     assert "rollout failed at step 'smoke test'" in err and "2.0 is still the default" in err
     assert "on the first 300 validation reviews of" in err and "ratings_test" not in err
     assert Management(ops_server).versions(MODEL) == ["2.0"]  # 3.0 was unregistered again
-    assert not (ops_server.model_store / "sentiment_fast_v3.mar").exists()
+    assert not (ops_server.model_store / archive_name(MODEL, 3)).exists()
     assert answer(ops_server) == rolled_out.after
 
 
@@ -221,7 +221,7 @@ def test_restart_serves_the_rolled_out_version(ops_server: TorchServe, rolled_ou
     ops_server.wait_ready(timeout=180)
     description = Management(ops_server).describe(MODEL, "all")
     assert [(d["modelVersion"], d["modelUrl"]) for d in description] == [
-        ("2.0", "sentiment_fast_v2.mar")
+        ("2.0", "sentiment_fast_v2.0.mar")
     ]
     assert answer(ops_server) == rolled_out.after
 

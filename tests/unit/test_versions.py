@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.ops.rollout import next_version
+from scripts.ops.rollout import archive_name, next_version
 from scripts.ops.server import Ports, TorchServe
+from scripts.packaging.build_archive import versioned_name
 
 MODEL = "sentiment_fast"
 
@@ -16,6 +17,14 @@ def test_next_version_is_above_registered_versions_and_built_archives(tmp_path: 
     for name in ("sentiment_fast_v4.mar", "sentiment_fast_vx.mar", "sentiment_bert_v9.mar"):
         (tmp_path / name).touch()
     assert next_version(["1.0"], tmp_path, MODEL) == 5
+    (tmp_path / archive_name(MODEL, 7)).touch()  # what rollouts write now
+    assert next_version(["1.0"], tmp_path, MODEL) == 8
+
+
+def test_a_rollouts_archive_is_named_as_build_archive_names_its_version():
+    """One naming scheme: `rollout` and `build_archive --version 2.0` write the same file."""
+    assert archive_name(MODEL, 2) == versioned_name(MODEL, "2.0") + ".mar"
+    assert archive_name(MODEL, 2) == "sentiment_fast_v2.0.mar"
 
 
 def test_attach_and_recorded_defaults_drive_the_next_start(tmp_path: Path):
