@@ -8,20 +8,26 @@
 # checkpoint: the same scripts and .mar files as `make serve`.
 
 ARG VARIANT=cpu
-# Where the runtime's torch comes from: empty = the CPU index for cpu, PyPI (CUDA build) for gpu.
+# Where torch comes from: empty = the CPU index (build stage, cpu runtime), PyPI (CUDA build) for
+# gpu.
 ARG TORCH_INDEX_URL=""
+# The Python base of the build stage and the cpu runtime. The local build without a registry
+# (make image, docs/deploy.md) names a debootstrapped bookworm here: Debian's Python 3.11.2 in
+# /usr/bin instead of 3.11.11 in /usr/local/bin.
+ARG BASE=python:3.11.11-slim-bookworm
 
 # NSMC data: empty unless replaced with `--build-context nsmc=<dir with ratings_*.txt>`.
 FROM scratch AS nsmc
 
 # ------------------------------------------------------------------------------------ build
-FROM python:3.11.11-slim-bookworm AS build
+FROM ${BASE} AS build
+ARG TORCH_INDEX_URL
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY docker/constraints.txt requirements.txt ./
 # The server's requirements (CPU torch: packing sentiment_bert exports it to ONNX) and the
 # exporter's onnx; versions pinned by docker/constraints.txt (-c).
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu \
+RUN pip install --extra-index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
         -c constraints.txt -r requirements.txt onnx==1.23.2
 COPY handlers/ handlers/
 COPY scripts/ scripts/
@@ -35,7 +41,7 @@ RUN --mount=type=bind,from=nsmc,target=/nsmc \
  && python -m scripts.packaging.build_archive sentiment --store /model-store
 
 # ------------------------------------------------------------------ runtime bases (VARIANT)
-FROM python:3.11.11-slim-bookworm AS base-cpu
+FROM ${BASE} AS base-cpu
 # The JRE's postinst needs the man directory that slim images leave out.
 RUN mkdir -p /usr/share/man/man1 \
  && apt-get update \
@@ -87,7 +93,9 @@ RUN install -d -o model-server -g model-server run logs
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 1000:1000
 WORKDIR /home/model-server/run
-EXPOSE 8080 8081 8082
+# Inference and metrics only: management (8081, the management key) stays inside the container
+# unless a deployment publishes it on purpose (docs/deploy.md).
+EXPOSE 8080 8082
 # /ping needs the inference key (token authorization covers every port): healthcheck.py
 # reads the keys from $TS_KEY_FILE, and, because /ping turns healthy before the models can
 # answer, also wants a READY worker for each of $TS_READY_MODELS.

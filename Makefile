@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_DIR ?= run
 
-.PHONY: serve stop status test test-fast test-unit audit train train-bert archive clean web
+.PHONY: serve stop status test test-fast test-unit audit image image-test train train-bert archive clean web
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ test-unit: $(STAMP)
 # TorchServe's jar; says NOT CHECKED where no advisory service answers (exit 1 = a finding).
 audit: $(STAMP)
 	$(PY) -m scripts.deploy.audit
+
+# The image (Dockerfile): docker build where Docker runs, else buildah on a local Debian base
+# cached in $NSMC_IMAGE_CACHE (docs/deploy.md). image-test builds it with buildah, runs it
+# (buildah run, no container runtime needed) and checks that it answers; minutes, not in `test`.
+image: $(STAMP)
+	$(PY) -m scripts.deploy.image build
+
+image-test: $(STAMP)
+	$(PY) -m scripts.deploy.image build --engine buildah
+	$(PY) -m scripts.deploy.image_test
 
 train: $(STAMP)
 	$(PY) -m scripts.training.train_fast

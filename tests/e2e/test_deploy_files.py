@@ -258,9 +258,11 @@ def test_dockerfile_stages_and_variants():
     for variant in ("cpu", "gpu"):  # both values of the build argument name a stage here
         assert runtime_from.replace("${VARIANT}", variant) in found
     assert "cuda" in found["base-gpu"][0].value[0] and "runtime" in found["base-gpu"][0].value[0]
-    assert found["base-cpu"][0].value[0].startswith("python:3.11")
+    # BASE: the official image by default; `make image` names a local one here (docs/deploy.md)
+    assert found["base-cpu"][0].value[0] == found["build"][0].value[0] == "${BASE}"
+    assert args["BASE"].startswith("python:3.11") and args["BASE"].endswith("-slim-bookworm")
     for name, stage in found.items():
-        image = stage[0].value[0]
+        image = stage[0].value[0].replace("${BASE}", args["BASE"])
         if image == "scratch" or "${" in image:  # empty, or one of this file's stages
             continue
         tag = image.partition(":")[2]
@@ -286,6 +288,20 @@ def test_systemd_server_writes_its_run_directory_only():
     assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "yes"
     assert service["ReadWritePaths"].split() == ["-/opt/nsmc-sentiment/run"]
     assert service["User"] not in ("root", "0")
+
+
+def listener_ports(*apis: str) -> set[int]:
+    """The container ports of TorchServe's listeners in docker/config.properties."""
+    container = read_properties(ROOT / "docker" / "config.properties")
+    return {int(container[f"{api}_address"].rsplit(":", 1)[1]) for api in apis}
+
+
+def test_image_exposes_no_management_port():
+    """The management API (the key that scales, and with the model API on, registers) is not
+    published by default: EXPOSE names the inference and metrics listeners only."""
+    runtime = stages(parse(ROOT / "Dockerfile"))["runtime"]
+    (expose,) = [c for c in runtime if c.cmd == "EXPOSE"]
+    assert {int(port) for port in expose.value} == listener_ports("inference", "metrics")
 
 
 def test_runtime_stage_is_non_root_with_healthcheck():
@@ -340,7 +356,7 @@ def dockerignore_patterns() -> list[str]:
 
 OUT_OF_CONTEXT = (".venv/bin/python", "build/sentiment_fast/model.joblib", ".git/HEAD",
                   "model_store/sentiment_fast.mar", "run/key_file.json", "data/nsmc/x.txt",
-                  "tests/e2e/test_deploy_files.py",
+                  "tests/e2e/test_deploy_files.py", "scripts/deploy/image_test.py",
                   "handlers/__pycache__/text.cpython-311.pyc")  # fmt: skip
 IN_CONTEXT = ("handlers/contract.py", "scripts/packaging/build_archive.py", "log4j2.xml",
               "archive/sentiment_bert/checkpoint/model.safetensors",
@@ -426,9 +442,7 @@ def test_compose_services():
     assert targets == {"/home/model-server/run", "/home/model-server/logs",
                        "/home/model-server/model-store"}  # fmt: skip
     published = {int(port.split(":")[2]) for port in torchserve["ports"]}
-    container = read_properties(ROOT / "docker" / "config.properties")
-    assert published == {int(container[f"{api}_address"].rsplit(":", 1)[1])
-                         for api in ("inference", "management", "metrics")}  # fmt: skip
+    assert published == listener_ports("inference", "metrics")  # management stays inside
     web = services["web"]
     assert web["profiles"] == ["web"]  # `docker compose up` alone does not need web/
     assert any(v.startswith("ts-run:") and v.endswith(":ro") for v in web["volumes"])
