@@ -186,21 +186,6 @@ def build_variants(
     return archives
 
 
-class ArchiveServer(TorchServe):
-    """A TorchServe whose workers import handlers/ from their archive alone.
-
-    scripts.ops.server puts the checkout on the workers' PYTHONPATH ahead of the model dir,
-    so `import handlers` found the working tree's package, not the archive's: a `rev=`
-    variant would have measured the tree.
-    """
-
-    def _env(self) -> dict[str, str]:
-        env = super()._env()
-        paths = env.get("PYTHONPATH", "").split(os.pathsep)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p and Path(p) != ROOT)
-        return env
-
-
 @contextmanager
 def torchserve(
     store: Path, labels: Sequence[str], props: Mapping[str, str], work: Path
@@ -215,7 +200,7 @@ def torchserve(
     base = run_dir / "base.properties"
     merged = {**read_properties(BASE_CONFIG), **props}
     base.write_text("".join(f"{k}={v}\n" for k, v in merged.items()))
-    server = ArchiveServer(run_dir, Ports.free(), store, tuple(labels), base, log4j)
+    server = TorchServe(run_dir, Ports.free(), store, tuple(labels), base, log4j)
     with server.running(timeout=600):
         yield server
 

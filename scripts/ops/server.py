@@ -174,8 +174,13 @@ class TorchServe:
             TMPDIR=str(self.tmp_dir),
             LOG_LOCATION=str(self.log_dir),
             METRICS_LOCATION=str(self.log_dir),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
+        # Workers import handlers/ from their archive: the checkout on PYTHONPATH would run
+        # the working tree's code for every archive (a rollout of v2 would serve v1's code).
+        paths = env.get("PYTHONPATH", "").split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p and Path(p).resolve() != ROOT)
+        if not env["PYTHONPATH"]:
+            del env["PYTHONPATH"]
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         return env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -99,11 +98,3 @@ def test_a_variant_may_pack_the_handlers_of_another_revision(tmp_path: Path):
     assert variant.model_config()["maxBatchDelay"] == 3
     exported = bench.handlers_at("HEAD", tmp_path)
     assert (exported / "sentiment_handler.py").is_file() and (exported / "contract.py").is_file()
-
-
-def test_bench_workers_import_handlers_from_their_archive(tmp_path: Path):
-    """The checkout is not on the workers' PYTHONPATH: a rev= variant serves its own handlers."""
-    server = bench.ArchiveServer(tmp_path, bench.Ports.free(), tmp_path, ("fast",),
-                                 tmp_path / "base.properties", tmp_path / "log4j2.xml")  # fmt: skip
-    paths = server._env()["PYTHONPATH"].split(os.pathsep)
-    assert str(bench.ROOT) not in paths

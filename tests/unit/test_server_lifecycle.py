@@ -5,6 +5,7 @@ the stop, a renewed key under a status call, what `up` builds) are checked in se
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,16 @@ def test_model_status_is_retried_with_a_renewed_key(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(requests, "request", fake_request)
     assert server.model_status("sentiment_fast") == ["READY"]
     assert seen == ["Bearer management-old", "Bearer management-new"]
+
+
+def test_workers_import_handlers_from_their_archive_not_the_checkout(
+    tmp_path: Path, monkeypatch
+):
+    """The checkout on the workers' PYTHONPATH made every archive run the working tree's
+    handlers/ (a rollout to an archive with other handler code served the old code)."""
+    monkeypatch.setenv("PYTHONPATH", f"{server_module.ROOT}{os.pathsep}/opt/extra")
+    env = TorchServe(run_dir=tmp_path / "run", model_store=tmp_path / "store")._env()
+    assert env["PYTHONPATH"] == "/opt/extra"
+    monkeypatch.delenv("PYTHONPATH")
+    env = TorchServe(run_dir=tmp_path / "run", model_store=tmp_path / "store")._env()
+    assert "PYTHONPATH" not in env
