@@ -114,7 +114,7 @@ def bert_artifacts(nsmc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from scripts.training.train_bert import train as train_bert
 
     out = tmp_path_factory.mktemp("bert_artifacts")
-    train_bert(nsmc_dir, out, "tiny")
+    train_bert(nsmc_dir, out, "--preset", "tiny")
     return out
 
 

@@ -17,7 +17,10 @@ classification checkpoint instead:
     python -m scripts.training.train_bert --init <small dir> --finetune-epochs 0 --teacher <big dir>
     python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --widen
 
-Every stage checkpoints into `<out>/work/` and a rerun resumes from there.
+Every stage checkpoints into `<out>/work/` and a rerun resumes from there, in the middle of a
+stage too.  `run_stages` runs one function per stage (prepare, build_encoder, fine_tune,
+label_transfer, grow, distil, evaluate, save, write_manifest) over one `Run` holding the run's
+state; the manifest's command is read back from what argparse parsed (`recorded_command`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import json
 import math
 import platform
 import random
+import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -45,6 +49,7 @@ from tokenizers import BertWordPieceTokenizer
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 from transformers.utils import logging as hf_logging
@@ -54,6 +59,7 @@ from handlers.contract import LABELS, label_columns
 from handlers.text import clean_text
 from scripts.nsmc import (
     UNLABELED_FILE,
+    Labelled,
     ensure_files,
     read_labelled,
     resolve_data_dir,
@@ -431,180 +437,27 @@ def manifest_summary(saved: dict) -> dict:
     return {key: saved[key] for key in keys if key in saved}
 
 
-def train(
-    data_dir: Path,
-    out_dir: Path,
-    preset_name: str = DEFAULT_PRESET,
-    init: str | None = None,
-    seed: int = 42,
-    overrides: dict | None = None,
-    stack_to: int | None = None,
-    teacher: str | None = None,
-    widen: bool = False,
-    augment: int = 0,
-) -> dict:
-    """Build the model directory (save_pretrained + metadata.json) and return the metadata.
+# --------------------------------------------------------------------------- the command
 
-    `overrides` replaces preset fields (e.g. {"finetune_epochs": 0} to only distil an
-    already fine-tuned `init` checkpoint). `stack_to`: deepen the model to that many layers
-    (`stack_layers`) after the teachers have labelled the transfer set, before distillation.
-    `teacher`: the checkpoint (dir or hub id) that is the ensemble's BERT member instead of
-    the model being trained. `widen`: double its hidden size (`widen_hidden`), also after the
-    teachers' labelling. `augment`: add that many word-dropout copies of each transfer text
-    (`teachers.word_dropout_copies`), labelled by the teachers like the rest.
-    """
-    hf_logging.disable_progress_bar()
-    seed_everything(seed)
-    overrides = overrides or {}
-    preset = dataclasses.replace(PRESETS[preset_name], **overrides)
-    # each acts on the distillation stage; without it, it would be recorded and do nothing
-    distillation_flags = {"--stack-layers": stack_to, "--teacher": teacher, "--widen": widen,
-                          "--augment": augment}  # fmt: skip
-    for flag, value in distillation_flags.items():
-        if value and preset.distill_epochs <= 0:
-            raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
-    if augment < 0:
-        raise ValueError(f"--augment takes a number of copies (>= 0), not {augment}")
-    device = pick_device()
-    work_dir = out_dir / "work"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    train_path, test_path = ensure_files(data_dir)
-    # Training rows outside the validation split; the split judges every stage, the test set
-    # only the final model.
-    train_set = read_labelled(train_path, preset.max_train_rows, part="fit")
-    validation_set = read_labelled(train_path, preset.max_train_rows, part="validation")
-    test_set = read_labelled(test_path)
-    started = time.monotonic()
-    print(f"device {device}, preset {preset_name}: {asdict(preset)}")
-    limit = preset.max_pretrain_texts
-    needs_unlabeled = not init or preset.distill_epochs > 0
-    unlabeled = read_unlabeled_required(data_dir, limit) if needs_unlabeled else []
-
-    if init:
-        tokenizer = AutoTokenizer.from_pretrained(init)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            init, num_labels=2, id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)}, ignore_mismatched_sizes=True,
-        )  # fmt: skip
-        pretrain_texts = 0
-    else:
-        corpus = unlabeled + train_set[0][:limit]
-        pretrain_texts = len(corpus)
-        tokenizer_dir = work_dir / "tokenizer"
-        if (tokenizer_dir / "tokenizer.json").exists():  # resuming
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        else:
-            tokenizer = train_tokenizer(corpus, preset.vocab_size, tokenizer_dir)
-        probe = Probe(tuple(part[:PROBE_TRAIN_ROWS] for part in train_set), validation_set)
-        encoder_dir = pretrain(tokenizer, corpus, preset, work_dir, device, probe)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            encoder_dir, num_labels=2, id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
-        )  # fmt: skip
-    model.to(device)
-    finetune(model, tokenizer, train_set, preset, work_dir, device)
-
-    def validation_accuracy() -> float:
-        proba = predict_proba(model, tokenizer, validation_set[0], preset.max_len, device)
-        return accuracy_of(proba, validation_set[1])
-
-    probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
-    scores: dict[str, float] = {}
-    transfer: list[str] = []
-    if preset.distill_epochs > 0:
-        scores["finetuned_test_accuracy"] = accuracy_of(probabilities, test_set[1])
-        scores["finetuned_validation_accuracy"] = validation_accuracy()
-        labelled = train_set[0] + validation_set[0]
-        transfer = teachers.transfer_set(unlabeled, labelled, test_set[0])
-        if augment:  # variants equal to a labelled or test text are left out too
-            variants = teachers.word_dropout_copies(transfer, augment, seed=seed)
-            transfer = teachers.transfer_set(transfer + variants, labelled, test_set[0])
-        load_bert = (partial(bert_teacher, teacher, preset.max_len, device) if teacher else
-                     partial(bert_member, model, tokenizer, preset.max_len, device))  # fmt: skip
-        targets, teacher_validation, teacher_test = teacher_probabilities(
-            load_bert, train_set, transfer, test_set[0], work_dir, validation_set[0]
-        )
-        scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation_set[1])
-        scores["teacher_test_accuracy"] = accuracy_of(teacher_test, test_set[1])
-        print(f"fine-tuned {scores['finetuned_test_accuracy']:.4f}, teachers "
-              f"{scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
-        if stack_to:
-            model = stack_layers(model, stack_to)
-        if widen:
-            model = widen_hidden(model).to(device)
-        distill(model, tokenizer, train_set, transfer, targets, preset, work_dir, device,
-                validation_set)  # fmt: skip
-        probabilities = predict_proba(model, tokenizer, test_set[0], preset.max_len, device)
-    accuracy = accuracy_of(probabilities, test_set[1])
-    scores["validation_accuracy"] = validation_accuracy()
-
-    model.to("cpu").save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    flags = [f"--preset {preset_name}", f"--seed {seed}"] + ([f"--init {init}"] if init else [])
-    flags += [f"--{key.replace('_', '-')} {value}" for key, value in overrides.items()]
-    flags += [f"--stack-layers {stack_to}"] if stack_to else []
-    flags += [f"--teacher {teacher}"] if teacher else []
-    flags += ["--widen"] if widen else []
-    flags += [f"--augment {augment}"] if augment else []
-    objective = {"mlm": "MLM", "electra": "ELECTRA (replaced-token detection)"}[preset.objective]
-    origin = f"fine-tuned from {init}" if init else f"WordPiece + {objective} pre-training on NSMC text"
-    if preset.distill_epochs > 0:
-        origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
-    if teacher:
-        origin += f" (BERT teacher: {teacher})"
-    if stack_to:
-        origin += f" (its layers stacked to {stack_to} before distillation)"
-    if widen:
-        origin += " (widened to twice its hidden size before distillation)"
-    if augment:
-        origin += f" (plus {augment} word-dropout copies of each unlabeled review)"
-    size = f"{model.config.num_hidden_layers} layers / hidden {model.config.hidden_size}"
-    metadata = {
-        "model": "sentiment_bert",
-        "description": f"BERT {size}, {origin}",
-        "labels": list(LABELS),
-        "test_accuracy": round(accuracy, 4),
-        **{key: round(value, 4) for key, value in scores.items()},
-        "preset": preset_name,
-        "preset_settings": asdict(preset),
-        "init": init,
-        "init_metadata": init_record(init) if init else None,
-        "teacher": teacher,
-        "teacher_metadata": init_record(teacher) if teacher else None,
-        "seed": seed,
-        "command": " ".join(["python -m scripts.training.train_bert", *flags]),
-        "max_length": preset.max_len,
-        "train_rows": len(train_set[0]),
-        "train_part": "fit",  # the training file minus its validation split
-        "validation_rows": len(validation_set[0]),
-        "test_rows": len(test_set[0]),
-        "pretrain_texts": pretrain_texts,
-        "pretrain_curve": read_curve(work_dir),
-        "stage_minutes": stage_minutes(work_dir, ("pretrain", "finetune", "distill")),
-        "transfer_texts": len(transfer),
-        "augment_copies": augment,
-        "train_file_sha256": sha256_of(train_path),
-        "test_file_sha256": sha256_of(test_path),
-        "training_seconds": round(time.monotonic() - started, 1),
-        "device": str(device),
-        "versions": library_versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    metadata = write_metadata(out_dir, metadata, BERT_FILES)
-    # Fitted on the validation split: unseen only once training leaves that split out.
-    metadata["calibration"] = calibrate("sentiment_bert", out_dir, data_dir)
-    seconds = metadata["training_seconds"]
-    print(f"sentiment_bert test accuracy {accuracy:.4f} after {seconds}s; wrote {out_dir}")
-    return metadata
+# Where a run reads and writes, and how long this sitting lasts: not what the model is, so not
+# part of the command its manifest records.
+NOT_RECORDED = ("data_dir", "out", "stop_after_minutes")
+# Recorded even at their defaults: a default may change later, a checkpoint's recipe may not.
+ALWAYS_RECORDED = ("preset", "seed")
+# Options that replace a field of the preset (same name).
+PRESET_OVERRIDES = ("finetune_epochs", "distill_epochs", "order_seed", "objective")
+MODULE = "scripts.training.train_bert"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command's options: main() parses them, train() too (so a run started from Python
+    records the command a shell would have run), recorded_command() reads their defaults."""
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="NSMC directory (default: $NSMC_DIR or data/nsmc)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
-    parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--init", help="HF model id or local checkpoint dir to fine-tune instead")
     parser.add_argument("--finetune-epochs", type=float, help="override the preset (0: skip)")
     parser.add_argument("--distill-epochs", type=float, help="override the preset (0: skip)")
     parser.add_argument("--order-seed", type=int,
@@ -623,20 +476,299 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--augment", type=int, default=0, metavar="N",
                         help="add N word-dropout copies of each unlabeled review to the "
                         "transfer set (teachers.word_dropout_copies)")
-    args = parser.parse_args(argv)
-    overrides = {
-        key: getattr(args, key)
-        for key in ("finetune_epochs", "distill_epochs", "order_seed", "objective")
-        if getattr(args, key) is not None
+    return parser
+
+
+def _word(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recorded_command(args: argparse.Namespace) -> str:
+    """The command that remakes this model, read from what argparse parsed: each option not at
+    its default (preset and seed always), in the parser's order, quoted for a shell."""
+    parser = build_parser()
+    words = ["python", "-m", MODULE]
+    for dest, value in vars(args).items():
+        if dest in NOT_RECORDED or (value == parser.get_default(dest)
+                                    and dest not in ALWAYS_RECORDED):  # fmt: skip
+            continue
+        flag = "--" + dest.replace("_", "-")
+        words += [flag] if value is True else [flag, _word(value)]
+    return shlex.join(words)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """One run's state, handed from stage to stage: what was asked, where it reads and writes,
+    the data, the model as it stands and the figures measured so far. The stages keep their
+    resumable state in `work_dir` (loop.run_steps), so a rerun of the command continues."""
+
+    args: argparse.Namespace
+    preset: Preset
+    command: str
+    data_dir: Path
+    device: torch.device
+    train_path: Path
+    test_path: Path
+    train_set: Labelled
+    validation_set: Labelled
+    test_set: Labelled
+    unlabeled: list[str]
+    started: float
+    tokenizer: PreTrainedTokenizerFast | None = None
+    model: PreTrainedModel | None = None
+    pretrain_texts: int = 0
+    transfer: list[str] = field(default_factory=list)
+    targets: np.ndarray | None = None  # the teachers' probabilities on `transfer`
+    test_probabilities: np.ndarray | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.args.out)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.out_dir / "work"
+
+    @property
+    def distilling(self) -> bool:
+        return self.preset.distill_epochs > 0
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return predict_proba(self.model, self.tokenizer, texts, self.preset.max_len, self.device)
+
+    def validation_accuracy(self) -> float:
+        return accuracy_of(self.predict(self.validation_set[0]), self.validation_set[1])
+
+
+def preset_of(args: argparse.Namespace) -> Preset:
+    """The named preset with the fields the command overrides."""
+    overrides = {key: getattr(args, key) for key in PRESET_OVERRIDES
+                 if getattr(args, key) is not None}  # fmt: skip
+    return dataclasses.replace(PRESETS[args.preset], **overrides)
+
+
+def check(args: argparse.Namespace, preset: Preset) -> None:
+    """Refuse flags that would be recorded and do nothing, before any file is written."""
+    distillation_flags = {"--stack-layers": args.stack_layers, "--teacher": args.teacher,
+                          "--widen": args.widen, "--augment": args.augment}  # fmt: skip
+    for flag, value in distillation_flags.items():
+        if value and preset.distill_epochs <= 0:
+            raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
+    if args.augment < 0:
+        raise ValueError(f"--augment takes a number of copies (>= 0), not {args.augment}")
+
+
+def prepare(args: argparse.Namespace) -> Run:
+    """Check the flags, seed, make the work dir and read the data: the fit rows train, the
+    validation split judges every stage, the test set only the final model."""
+    hf_logging.disable_progress_bar()
+    seed_everything(args.seed)
+    preset = preset_of(args)
+    check(args, preset)
+    device = pick_device()
+    (Path(args.out) / "work").mkdir(parents=True, exist_ok=True)
+    data_dir = resolve_data_dir(args.data_dir)
+    train_path, test_path = ensure_files(data_dir)
+    train_set = read_labelled(train_path, preset.max_train_rows, part="fit")
+    validation_set = read_labelled(train_path, preset.max_train_rows, part="validation")
+    test_set = read_labelled(test_path)
+    started = time.monotonic()
+    print(f"device {device}, preset {args.preset}: {asdict(preset)}")
+    needs_unlabeled = not args.init or preset.distill_epochs > 0
+    unlabeled = (read_unlabeled_required(data_dir, preset.max_pretrain_texts)
+                 if needs_unlabeled else [])  # fmt: skip
+    return Run(args, preset, recorded_command(args), data_dir, device, train_path, test_path,
+               train_set, validation_set, test_set, unlabeled, started)  # fmt: skip
+
+
+def classifier(source: str | Path, **kwargs) -> PreTrainedModel:
+    """A two-label classifier in the contract's label order, from a checkpoint or an encoder."""
+    return AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=2, id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)}, **kwargs,
+    )  # fmt: skip
+
+
+def build_encoder(run: Run) -> None:
+    """The model fine-tuning starts from: the `--init` checkpoint, else a WordPiece tokenizer
+    and an encoder pre-trained on the reviews (`<work>/tokenizer`, `<work>/pretrain.pt`)."""
+    if run.args.init:
+        run.tokenizer = AutoTokenizer.from_pretrained(run.args.init)
+        run.model = classifier(run.args.init, ignore_mismatched_sizes=True)
+    else:
+        limit = run.preset.max_pretrain_texts
+        corpus = run.unlabeled + run.train_set[0][:limit]
+        run.pretrain_texts = len(corpus)
+        tokenizer_dir = run.work_dir / "tokenizer"
+        if (tokenizer_dir / "tokenizer.json").exists():  # resuming
+            run.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        else:
+            run.tokenizer = train_tokenizer(corpus, run.preset.vocab_size, tokenizer_dir)
+        probe = Probe(tuple(part[:PROBE_TRAIN_ROWS] for part in run.train_set), run.validation_set)
+        encoder_dir = pretrain(run.tokenizer, corpus, run.preset, run.work_dir, run.device, probe)
+        run.model = classifier(encoder_dir)
+    run.model.to(run.device)
+
+
+def fine_tune(run: Run) -> None:
+    """Fine-tune on the fit rows (`<work>/finetune.pt`); score the test set, which is the final
+    figure when no distillation follows."""
+    finetune(run.model, run.tokenizer, run.train_set, run.preset, run.work_dir, run.device)
+    run.test_probabilities = run.predict(run.test_set[0])
+
+
+def label_transfer(run: Run) -> None:
+    """Record the fine-tuned model's figures, build the transfer set (the unlabeled reviews,
+    plus `--augment` copies) and have the teachers label it (`<work>/teacher.npz`)."""
+    args, test_texts, validation = run.args, run.test_set[0], run.validation_set
+    run.scores["finetuned_test_accuracy"] = accuracy_of(run.test_probabilities, run.test_set[1])
+    run.scores["finetuned_validation_accuracy"] = run.validation_accuracy()
+    labelled = run.train_set[0] + validation[0]
+    transfer = teachers.transfer_set(run.unlabeled, labelled, test_texts)
+    if args.augment:  # variants equal to a labelled or test text are left out too
+        variants = teachers.word_dropout_copies(transfer, args.augment, seed=args.seed)
+        transfer = teachers.transfer_set(transfer + variants, labelled, test_texts)
+    max_len, device = run.preset.max_len, run.device
+    load_bert = (partial(bert_teacher, args.teacher, max_len, device) if args.teacher else
+                 partial(bert_member, run.model, run.tokenizer, max_len, device))  # fmt: skip
+    run.targets, teacher_validation, teacher_test = teacher_probabilities(
+        load_bert, run.train_set, transfer, test_texts, run.work_dir, validation[0]
+    )
+    run.transfer = transfer
+    run.scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation[1])
+    run.scores["teacher_test_accuracy"] = accuracy_of(teacher_test, run.test_set[1])
+    print(f"fine-tuned {run.scores['finetuned_test_accuracy']:.4f}, teachers "
+          f"{run.scores['teacher_test_accuracy']:.4f}; distilling", flush=True)  # fmt: skip
+
+
+def grow(run: Run) -> None:
+    """`--stack-layers` and `--widen`: a larger student, after the teachers' labelling (the
+    fine-tuned model is their BERT member) and before the distillation that trains it."""
+    if run.args.stack_layers:
+        run.model = stack_layers(run.model, run.args.stack_layers)
+    if run.args.widen:
+        run.model = widen_hidden(run.model).to(run.device)
+
+
+def distil(run: Run) -> None:
+    """Distil the teachers' labels into the model (`<work>/distill.pt`); score the test set."""
+    distill(run.model, run.tokenizer, run.train_set, run.transfer, run.targets, run.preset,
+            run.work_dir, run.device, run.validation_set)  # fmt: skip
+    run.test_probabilities = run.predict(run.test_set[0])
+
+
+def evaluate(run: Run) -> float:
+    """The final model's test accuracy (returned, for the manifest) and its validation accuracy
+    (in `run.scores`)."""
+    run.scores["validation_accuracy"] = run.validation_accuracy()
+    return accuracy_of(run.test_probabilities, run.test_set[1])
+
+
+def save(run: Run) -> None:
+    """The servable directory: weights and tokenizer (save_pretrained), on the CPU."""
+    run.model.to("cpu").save_pretrained(run.out_dir)
+    run.tokenizer.save_pretrained(run.out_dir)
+
+
+def description(run: Run) -> str:
+    """How the model was made, in words, for its manifest."""
+    args = run.args
+    objectives = {"mlm": "MLM", "electra": "ELECTRA (replaced-token detection)"}
+    objective = objectives[run.preset.objective]
+    origin = (f"fine-tuned from {args.init}" if args.init else
+              f"WordPiece + {objective} pre-training on NSMC text")  # fmt: skip
+    if run.distilling:
+        origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
+    if args.teacher:
+        origin += f" (BERT teacher: {args.teacher})"
+    if args.stack_layers:
+        origin += f" (its layers stacked to {args.stack_layers} before distillation)"
+    if args.widen:
+        origin += " (widened to twice its hidden size before distillation)"
+    if args.augment:
+        origin += f" (plus {args.augment} word-dropout copies of each unlabeled review)"
+    config = run.model.config
+    return f"BERT {config.num_hidden_layers} layers / hidden {config.hidden_size}, {origin}"
+
+
+def write_manifest(run: Run, test_accuracy: float) -> dict:
+    """metadata.json (figures, recipe, data and artifact hashes), then the calibration fitted on
+    the validation split: unseen, since training leaves that split out."""
+    args, work_dir = run.args, run.work_dir
+    metadata = {
+        "model": "sentiment_bert",
+        "description": description(run),
+        "labels": list(LABELS),
+        "test_accuracy": round(test_accuracy, 4),
+        **{key: round(value, 4) for key, value in run.scores.items()},
+        "preset": args.preset,
+        "preset_settings": asdict(run.preset),
+        "init": args.init,
+        "init_metadata": init_record(args.init) if args.init else None,
+        "teacher": args.teacher,
+        "teacher_metadata": init_record(args.teacher) if args.teacher else None,
+        "seed": args.seed,
+        "command": run.command,
+        "max_length": run.preset.max_len,
+        "train_rows": len(run.train_set[0]),
+        "train_part": "fit",  # the training file minus its validation split
+        "validation_rows": len(run.validation_set[0]),
+        "test_rows": len(run.test_set[0]),
+        "pretrain_texts": run.pretrain_texts,
+        "pretrain_curve": read_curve(work_dir),
+        "stage_minutes": stage_minutes(work_dir, ("pretrain", "finetune", "distill")),
+        "transfer_texts": len(run.transfer),
+        "augment_copies": args.augment,
+        "train_file_sha256": sha256_of(run.train_path),
+        "test_file_sha256": sha256_of(run.test_path),
+        "training_seconds": round(time.monotonic() - run.started, 1),
+        "device": str(run.device),
+        "versions": library_versions(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    metadata = write_metadata(run.out_dir, metadata, BERT_FILES)
+    metadata["calibration"] = calibrate("sentiment_bert", run.out_dir, run.data_dir)
+    return metadata
+
+
+def run_stages(args: argparse.Namespace) -> dict:
+    """Every stage in order; returns the manifest. Each stage resumes from `<out>/work/`."""
+    run = prepare(args)
+    build_encoder(run)
+    fine_tune(run)
+    if run.distilling:
+        label_transfer(run)
+        grow(run)
+        distil(run)
+    test_accuracy = evaluate(run)
+    save(run)
+    metadata = write_manifest(run, test_accuracy)
+    seconds = metadata["training_seconds"]
+    print(f"sentiment_bert test accuracy {test_accuracy:.4f} after {seconds}s; wrote {run.out_dir}")
+    return metadata
+
+
+def train(data_dir: Path, out_dir: Path, *flags: str) -> dict:
+    """Build the model directory (save_pretrained + metadata.json) and return the metadata.
+
+    `flags` are the command's own options (e.g. "--preset", "tiny", "--distill-epochs", "0"),
+    parsed by its parser: a run started from Python is the run and the recorded command a
+    shell would give. The registry calls it as `train(data_dir, out_dir)` (the defaults).
+    """
+    args = build_parser().parse_args([*flags, "--data-dir", str(data_dir), "--out", str(out_dir)])
+    return run_stages(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     stop_after(args.stop_after_minutes)
     try:
-        return run_cli(
-            lambda: train(
-                resolve_data_dir(args.data_dir), args.out, args.preset, args.init, args.seed,
-                overrides, args.stack_layers, args.teacher, args.widen, args.augment,
-            )  # fmt: skip
-        )
+        return run_cli(lambda: run_stages(args))
     except StageStopped as stopped:
         print(stopped, file=sys.stderr)
         return STOPPED_EXIT

@@ -64,8 +64,8 @@ def test_padding_does_not_change_answers(random_bert_dir: Path):
 
 def test_init_fine_tunes_a_local_checkpoint(nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path):
     """`--init <dir>` skips tokenizer training and MLM, and fine-tunes the given checkpoint."""
-    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir),
-                     overrides={"distill_epochs": 0, "order_seed": 1})  # fmt: skip
+    metadata = train(nsmc_dir, tmp_path / "out", "--preset", "tiny", "--init", str(random_bert_dir),
+                     "--distill-epochs", "0", "--order-seed", "1")  # fmt: skip
     assert metadata["init"] == str(random_bert_dir) and metadata["pretrain_texts"] == 0
     assert metadata["init_metadata"] == {"model": "random"}  # the starting point's manifest
     assert metadata["command"].endswith("--distill-epochs 0 --order-seed 1")
@@ -134,13 +134,14 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
     """`--stack-layers 2 --teacher <dir> --widen --augment 1` on a 1-layer checkpoint: the
     separate teacher labels the texts and their word-dropout copies, and a 2-layer model of
     twice the width is distilled, saved, recorded and served."""
-    for flags in ({"stack_to": 2}, {"teacher": str(random_bert_dir)}, {"widen": True},
-                  {"augment": 1}):
+    init = ("--preset", "tiny", "--init", str(random_bert_dir))
+    for flags in (["--stack-layers", "2"], ["--teacher", str(random_bert_dir)], ["--widen"],
+                  ["--augment", "1"]):  # fmt: skip
         with pytest.raises(ValueError, match="needs distillation"):
-            train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir),
-                  overrides={"distill_epochs": 0}, **flags)  # fmt: skip
+            train(nsmc_dir, tmp_path / "none", *init, "--distill-epochs", "0", *flags)
     with pytest.raises(ValueError, match="number of copies"):
-        train(nsmc_dir, tmp_path / "none", "tiny", init=str(random_bert_dir), augment=-1)
+        train(nsmc_dir, tmp_path / "none", *init, "--augment", "-1")
+    assert not (tmp_path / "none").exists()  # refused before any file is written
     teacher_dir = save_checkpoint("bert", tmp_path / "teacher")
     loaded: list[str] = []
     labelled: list[int] = []
@@ -151,8 +152,9 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
         return lambda texts: labelled.append(len(texts)) or predict(texts)
 
     monkeypatch.setattr(train_bert, "bert_teacher", counting_teacher)
-    metadata = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
-                     teacher=str(teacher_dir), widen=True, augment=1)  # fmt: skip
+    flags = (*init, "--stack-layers", "2", "--teacher", str(teacher_dir), "--widen",
+             "--augment", "1")  # fmt: skip
+    metadata = train(nsmc_dir, tmp_path / "out", *flags)
     assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
     assert loaded == [str(teacher_dir)]
     assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
@@ -170,8 +172,7 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
     [(status, _, _)] = run_batch(handler, context, [({"body": "재밌다"}, "text/plain")])
     assert status == 200
     # a rerun resumes from <out>/work: the cached labels, so the teacher is not loaded again
-    again = train(nsmc_dir, tmp_path / "out", "tiny", init=str(random_bert_dir), stack_to=2,
-                  teacher=str(teacher_dir), widen=True, augment=1)  # fmt: skip
+    again = train(nsmc_dir, tmp_path / "out", *flags)
     assert loaded == [str(teacher_dir)] and again["test_accuracy"] == metadata["test_accuracy"]
 
 

@@ -1,0 +1,174 @@
+"""train_bert's stages one at a time, on made-up reviews (tests/synthetic_nsmc.py): what each
+leaves in the run's state and in `<out>/work/`, the command recorded from argparse, and a run
+stopped in the middle of each stage ending with the weights of a run never stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scripts.training import loop, pretraining, train_bert
+from scripts.training.train_bert import (
+    NOT_RECORDED,
+    build_parser,
+    recorded_command,
+)
+from tests.synthetic_nsmc import write_nsmc
+
+PRESET = "stages-test"
+# metadata.json's keys, in order, as train() wrote them before it was split into stages
+MANIFEST_KEYS = [
+    "model", "description", "labels", "test_accuracy", "finetuned_test_accuracy",
+    "finetuned_validation_accuracy", "teacher_validation_accuracy", "teacher_test_accuracy",
+    "validation_accuracy", "preset", "preset_settings", "init", "init_metadata", "teacher",
+    "teacher_metadata", "seed", "command", "max_length", "train_rows", "train_part",
+    "validation_rows", "test_rows", "pretrain_texts", "pretrain_curve", "stage_minutes",
+    "transfer_texts", "augment_copies", "train_file_sha256", "test_file_sha256",
+    "training_seconds", "device", "versions", "created_at", "calibration", "artifact_sha256",
+]  # fmt: skip
+
+
+@pytest.fixture(name="data", scope="module")
+def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_nsmc(tmp_path_factory.mktemp("synthetic_nsmc"), train_rows=300, test_rows=80,
+                      unlabeled_rows=200)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def small_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny preset cut to a few steps a stage: seconds a run."""
+    preset = dataclasses.replace(train_bert.PRESETS["tiny"], pretrain_steps=6, probe_every=3,
+                                 finetune_epochs=1, distill_batch=32)  # fmt: skip
+    monkeypatch.setitem(train_bert.PRESETS, PRESET, preset)
+    monkeypatch.setattr(loop, "SAVE_EVERY_S", 0)  # a resumable state after every step
+    monkeypatch.setattr(loop, "_deadline", None)
+
+
+def parsed(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--preset", "tiny", "--seed", "42", "--teacher", "/x/teacher_0", "--out", "build/e"],
+    ["--pre=tiny", "--init", "a dir", "--distill-epochs", "0", "--finetune-epochs", "0.5",
+     "--data-dir", "d", "--stop-after-minutes", "5", "--order-seed", "0"],
+    ["--objective", "electra", "--stack-layers", "4", "--widen", "--augment", "2", "--seed", "7"],
+])  # fmt: skip
+def test_recorded_command_is_what_argparse_parsed(argv: list[str]):
+    """Parsed again, the recorded command gives the same options, less where the run reads and
+    writes and how long this sitting lasts; preset and seed are named even at their defaults."""
+    args = parsed(*argv)
+    words = shlex.split(recorded_command(args))
+    assert words[:3] == ["python", "-m", "scripts.training.train_bert"]
+    assert "--preset" in words and "--seed" in words
+    assert not {"--data-dir", "--out", "--stop-after-minutes"} & set(words)
+    again = vars(parsed(*words[3:]))
+    expected = vars(args)
+    for dest in NOT_RECORDED:
+        again.pop(dest), expected.pop(dest)
+    assert again == expected
+
+
+def test_recorded_command_reads_as_before():
+    """The form the manifests of earlier runs have (a run resumed by this code records the same)."""
+    args = parsed("--preset", "cpu-4x128-electra", "--seed", "42", "--teacher", "/b/teacher_0",
+                  "--out", "/b/bert_electra")  # fmt: skip
+    assert recorded_command(args) == (
+        "python -m scripts.training.train_bert --preset cpu-4x128-electra --seed 42 "
+        "--teacher /b/teacher_0")
+
+
+def test_each_stage_leaves_its_state(data: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    argv = ("--data-dir", str(data), "--out", str(out), "--preset", PRESET, "--augment", "1")
+    run = train_bert.prepare(parsed(*argv))
+    assert run.work_dir.is_dir() and run.distilling and run.model is None
+    assert not set(run.train_set[0]) & set(run.validation_set[0]) and run.validation_set[0]
+    assert len(run.unlabeled) == 200
+    assert run.command.endswith(f"--preset {PRESET} --seed 42 --augment 1")
+
+    train_bert.build_encoder(run)
+    assert (run.work_dir / "tokenizer" / "tokenizer.json").exists()
+    assert torch.load(run.work_dir / "pretrain.pt", weights_only=False)["step"] == 6
+    assert [point["step"] for point in pretraining.read_curve(run.work_dir)] == [3, 6]
+    assert run.pretrain_texts == 200 + len(run.train_set[0])
+
+    train_bert.fine_tune(run)
+    assert (run.work_dir / "finetune.pt").exists()
+    assert run.test_probabilities.shape == (len(run.test_set[0]), 2)
+
+    train_bert.label_transfer(run)
+    assert (run.work_dir / "teacher.npz").exists()
+    assert len(run.transfer) > 200  # the reviews and their word-dropout copies
+    assert run.targets.shape == (len(run.transfer), 2)
+    assert set(run.scores) == {"finetuned_test_accuracy", "finetuned_validation_accuracy",
+                               "teacher_validation_accuracy", "teacher_test_accuracy"}
+
+    before = run.model
+    train_bert.grow(run)  # neither --stack-layers nor --widen: the same model
+    assert run.model is before
+
+    train_bert.distil(run)
+    assert (run.work_dir / "distill.pt").exists()
+    assert (run.work_dir / "distill_validation.jsonl").read_text().strip()
+
+    test_accuracy = train_bert.evaluate(run)
+    assert 0 <= test_accuracy <= 1 and "validation_accuracy" in run.scores
+
+    train_bert.save(run)
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    metadata = train_bert.write_manifest(run, test_accuracy)
+    assert list(json.loads((out / "metadata.json").read_text())) == MANIFEST_KEYS
+    assert set(metadata) == set(MANIFEST_KEYS)
+    assert metadata["command"] == run.command and metadata["augment_copies"] == 1
+    assert set(metadata["stage_minutes"]) == {"pretrain", "finetune", "distill"}
+
+
+def stopping_in(stage: str, at: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spend the time budget at step `at` of `stage`: the loop saves and raises StageStopped,
+    as `--stop-after-minutes` does."""
+    real = loop.run_steps
+
+    def run_steps(model, step_loss, total, lr, work_dir, desc, after_step=None, order=None):
+        def hook(step: int, seconds: float) -> None:
+            if after_step is not None:
+                after_step(step, seconds)
+            if desc == stage and step + 1 == at:
+                monkeypatch.setattr(loop, "_deadline", 0.0)
+
+        real(model, step_loss, total, lr, work_dir, desc, hook, order)
+
+    monkeypatch.setattr(train_bert, "run_steps", run_steps)
+    monkeypatch.setattr(pretraining, "run_steps", run_steps)
+
+
+def test_a_run_stopped_in_each_stage_ends_as_one_never_stopped(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Stopped in pre-training, fine-tuning and distillation (exit 3 each time) and run again,
+    the command writes the weights and figures of a run never stopped."""
+    argv = ["--data-dir", str(data), "--preset", PRESET, "--objective", "electra"]
+    assert train_bert.main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    stopped = [*argv, "--out", str(tmp_path / "stopped")]
+    for stage, at in (("pretrain", 3), ("finetune", 4), ("distill", 5)):
+        with monkeypatch.context() as patch:
+            stopping_in(stage, at, patch)
+            assert train_bert.main(stopped) == train_bert.STOPPED_EXIT
+        state = torch.load(tmp_path / "stopped" / "work" / f"{stage}.pt", weights_only=False)
+        assert state["step"] == at
+    assert not (tmp_path / "stopped" / "metadata.json").exists()
+    assert train_bert.main(stopped) == 0
+    runs = ("whole", "stopped")
+    whole, resumed = (load_file(tmp_path / run / "model.safetensors") for run in runs)
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)
+    figures = [json.loads((tmp_path / run / "metadata.json").read_text()) for run in runs]
+    for key in ("test_accuracy", "validation_accuracy", "teacher_test_accuracy", "command"):
+        assert figures[0][key] == figures[1][key]
