@@ -102,8 +102,17 @@ def instance_properties(
         "model_store": str(model_store.resolve()),
         "allowed_urls": NO_URL,
         "load_models": ",".join(f"{name}={archive}" for name, archive in load_models.items()),
-        "vmargs": f"-Dlog4j.configurationFile=file:{log4j_config} -Djava.io.tmpdir={tmp_dir}",
+        "vmargs": " ".join([*jvm_flags(base.get("vmargs", "")),
+                            f"-Dlog4j.configurationFile=file:{log4j_config}",
+                            f"-Djava.io.tmpdir={tmp_dir}"]),  # fmt: skip
     }
+
+
+def jvm_flags(vmargs: str) -> list[str]:
+    """The JVM flags of a vmargs line (the heap cap: -Xmx, -XX:...) less the paths an instance
+    renders itself (log4j configuration, java.io.tmpdir)."""
+    paths = ("-Dlog4j.configurationFile=", "-Djava.io.tmpdir=")
+    return [arg for arg in vmargs.split() if not arg.startswith(paths)]
 
 
 def loaded_models(properties: Mapping[str, str]) -> tuple[str, ...]:
