@@ -80,21 +80,32 @@ RUN python3.11 -m venv /opt/venv \
  && rm /tmp/constraints.txt /tmp/requirements.txt \
  && useradd --no-create-home --home-dir /home/model-server/run --uid 1000 \
         --shell /usr/sbin/nologin model-server
+# The front proxy (docker/nginx.conf, started by the entrypoint as uid 1000): only the contract's
+# content types reach TorchServe, never a form body for netty 4.1.53's decoder (CVE-2024-29025).
+# A layer of its own after the large one above, so adding it rebuilt nothing before it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-light=1.* \
+ && rm -rf /var/lib/apt/lists/*
+# Where the proxy listens and where TorchServe's inference listener is (docker/config.properties);
+# PROXY=off starts TorchServe alone.
+ENV PROXY_LISTEN=8080 PROXY_UPSTREAM=127.0.0.1:8090
 # /home/model-server, the configuration, the code and the model store belong to root: the
 # server (uid 1000) can write only run/ (key file, its HOME) and logs/, so it can neither swap an
 # archive nor the directory that holds them (docs/security-and-reliability.md).
 WORKDIR /home/model-server
 # sentiment_client/ holds the key file reader and renewer that the health check and the
 # entrypoint use.
-COPY docker/config.properties docker/entrypoint.sh log4j2.xml scripts/ops/healthcheck.py ./
+COPY docker/config.properties docker/entrypoint.sh docker/nginx.conf log4j2.xml \
+     scripts/ops/healthcheck.py ./
 COPY sentiment_client/ sentiment_client/
 COPY --from=build /model-store/ model-store/
 RUN install -d -o model-server -g model-server run logs
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 1000:1000
 WORKDIR /home/model-server/run
-# Inference and metrics only: management (8081, the management key) stays inside the container
-# unless a deployment publishes it on purpose (docs/deploy.md).
+# Inference (the proxy: TorchServe's own inference listener is 127.0.0.1:8090) and metrics only:
+# management (8081, the management key) stays inside the container unless a deployment
+# publishes it on purpose (docs/deploy.md).
 EXPOSE 8080 8082
 # /ping needs the inference key (token authorization covers every port): healthcheck.py
 # reads the keys from $TS_KEY_FILE, and, because /ping turns healthy before the models can

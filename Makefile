@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_DIR ?= run
 
-.PHONY: serve stop status test test-fast test-unit audit image image-test train train-bert archive clean web
+.PHONY: serve stop status proxy test test-fast test-unit audit image image-test train train-bert archive clean web
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ stop: $(STAMP)
 # Exit 1 only says "not running", which the line printed already says: not a make error.
 status: $(STAMP)
 	@$(PY) -m scripts.ops.server status --run-dir $(RUN_DIR) || test $$? -eq 1
+
+# Optional: nginx (apt-get install nginx-light) in the foreground on 127.0.0.1:8088 in front of
+# the running `make serve`, as the image runs it: only JSON / text bodies reach TorchServe, form
+# bodies get 415 (CVE-2024-29025, docs/deploy.md "The front proxy").
+proxy: $(STAMP)
+	$(PY) -m scripts.deploy.proxy --run-dir $(RUN_DIR)
 
 web: $(STAMP)
 	$(PY) -m web

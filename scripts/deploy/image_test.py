@@ -1,13 +1,16 @@
 """`make image-test`: run the built image here and check what no static check can: that its
 entrypoint starts TorchServe, every model turns READY, answers the README's request and
 refuses a bad one, as the unprivileged user, with a model store that user cannot write, and
-with the management port left unpublished.
+with the management port left unpublished; and that its front proxy (docker/nginx.conf) answers
+the README's request but refuses a form-encoded or multipart body (415) and one over
+max_request_size (413) with a JSON error, so no form body reaches TorchServe (CVE-2024-29025).
 
 No container runtime works here (podman: cgroups), so the image runs with
 `buildah run --isolation chroot`: its own root file system, user and working directory, this
 machine's network.  Its config.properties is used as shipped except the listeners, moved to
-free ports of 127.0.0.1 (others' servers use 8080-8082 here); the key file, the process
-table and the files are read through the container's mount.
+free ports of 127.0.0.1 (others' servers use 8080-8082 here), and the proxy's listen address and
+upstream with them (PROXY_LISTEN, PROXY_UPSTREAM); the key file, the process table and the
+files are read through the container's mount.  Every inference request goes through the proxy.
 
     .venv/bin/python -m scripts.deploy.image_test            # after `make image`
 """
@@ -29,6 +32,7 @@ import requests
 import yaml
 
 from scripts.deploy.image import IMAGE, output
+from scripts.deploy.proxy import FORM_TYPES
 from scripts.ops.healthcheck import CheckFailed, check
 from scripts.ops.server import Ports, parse_properties
 from scripts.registry import DEFAULT_MODELS, ROOT
@@ -53,6 +57,7 @@ class Container:
     process: subprocess.Popen
     ports: Ports
     log: Path
+    proxy: int  # the front proxy's port, in front of ports.inference
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://127.0.0.1:{port}{path}"
@@ -91,10 +96,13 @@ def server_command(config: dict[str, Any]) -> list[str]:
     return [*command[:where], TEST_CONFIG, *command[where + 1 :]]
 
 
-def listener_env(ports: Ports) -> dict[str, str]:
-    """Where the entrypoint's key renewer and the HEALTHCHECK find the moved listeners."""
-    return {"TS_INFERENCE_URL": f"http://127.0.0.1:{ports.inference}",
-            "TS_MANAGEMENT_URL": f"http://127.0.0.1:{ports.management}"}  # fmt: skip
+def listener_env(ports: Ports, proxy: int) -> dict[str, str]:
+    """Where the entrypoint's key renewer, its proxy and the HEALTHCHECK find the moved
+    listeners (the HEALTHCHECK's inference requests go through the proxy, as in the image)."""
+    return {"TS_INFERENCE_URL": f"http://127.0.0.1:{proxy}",
+            "TS_MANAGEMENT_URL": f"http://127.0.0.1:{ports.management}",
+            "PROXY_LISTEN": f"127.0.0.1:{proxy}",
+            "PROXY_UPSTREAM": f"127.0.0.1:{ports.inference}"}  # fmt: skip
 
 
 # ------------------------------------------------------------------ start, wait, stop
@@ -125,15 +133,15 @@ def start(image: str, config: dict[str, Any],
 
 def launch(name: str, root: Path, config: dict[str, Any], log: Path) -> Container:
     """Write the test config into the container's root and start its entrypoint."""
-    ports = Ports.free()
+    ports, proxy = Ports.free(), Ports.free().inference
     shipped = (root / HOME.relative_to("/") / "config.properties").read_text(encoding="utf-8")
     (root / TEST_CONFIG.lstrip("/")).write_text(moved_properties(shipped, ports), encoding="utf-8")
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = run_command(name, server_command(config), listener_env(ports))
+    command = run_command(name, server_command(config), listener_env(ports, proxy))
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    return Container(name, root, process, ports, log)
+    return Container(name, root, process, ports, log, proxy)
 
 
 def wait_ready(container: Container, models: Sequence[str], timeout: float) -> float:
@@ -145,7 +153,7 @@ def wait_ready(container: Container, models: Sequence[str], timeout: float) -> f
             raise ImageCheckFailed(f"the entrypoint exited ({container.process.returncode}); "
                                    f"see {container.log}")  # fmt: skip
         try:
-            check(container.url(container.ports.inference), container.key_file, models,
+            check(container.url(container.proxy), container.key_file, models,
                   container.url(container.ports.management))  # fmt: skip
             return time.monotonic() - started
         except CheckFailed as err:
@@ -209,7 +217,7 @@ def stop(container: Container, timeout: float = 30) -> None:
 def check_answers(container: Container, model: str) -> None:
     """The README's request answered in order, and a bad one refused with the contract's 400."""
     key = json.loads(container.key_file.read_text(encoding="utf-8"))["inference"]["key"]
-    url = container.url(container.ports.inference, f"/predictions/{model}")
+    url = container.url(container.proxy, f"/predictions/{model}")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     good = requests.post(url, json={"text": README_TEXTS}, headers=headers, timeout=60)
     labels = [answer.get("label") for answer in good.json()] if good.ok else good.text
@@ -260,9 +268,41 @@ def check_store_read_only(container: Container) -> None:
 def check_healthcheck(container: Container) -> None:
     """The image's HEALTHCHECK command, as Docker would run it, says healthy."""
     result = buildah_run(container.name, ["python", str(HOME / "healthcheck.py")],
-                         env=listener_env(container.ports))  # fmt: skip
+                         env=listener_env(container.ports, container.proxy))  # fmt: skip
     if result.returncode != 0:
         raise ImageCheckFailed(f"HEALTHCHECK: {result.stdout}{result.stderr}")
+
+
+FORM_BODIES = {FORM_TYPES[0]: "&".join(["a=1"] * 1000).encode(),
+               f"{FORM_TYPES[1]}; boundary=X": (b'--X\r\nContent-Disposition: form-data; '
+                                                b'name="text"\r\n\r\ngood\r\n--X--\r\n')}
+
+
+def check_proxy(container: Container, model: str = DEFAULT_MODELS[0]) -> None:
+    """The proxy answers form-encoded and multipart bodies 415 and a body over
+    max_request_size 413 itself, each with a JSON error, and TorchServe never sees them: its
+    own inference listener answers a form body with the handler's 400 FormEncodedBody."""
+    key = json.loads(container.key_file.read_text(encoding="utf-8"))["inference"]["key"]
+    path = f"/predictions/{model}"
+    auth = {"Authorization": f"Bearer {key}"}
+    for content_type, body in FORM_BODIES.items():
+        headers = {**auth, "Content-Type": content_type}
+        refused = requests.post(container.url(container.proxy, path), data=body,
+                                headers=headers, timeout=60)  # fmt: skip
+        if refused.status_code != 415 or refused.json().get("type") != "UnsupportedMediaType":
+            raise ImageCheckFailed(f"proxy: {content_type} answered {refused.status_code} "
+                                   f"{refused.text:.200}")  # fmt: skip
+    direct = requests.post(container.url(container.ports.inference, path),
+                           data=FORM_BODIES[FORM_TYPES[0]],
+                           headers={**auth, "Content-Type": FORM_TYPES[0]}, timeout=60)  # fmt: skip
+    if direct.status_code != 400:  # the comparison: TorchServe itself decodes it
+        raise ImageCheckFailed(f"TorchServe answered a form body {direct.status_code}")
+    size = int(parse_properties((container.root / TEST_CONFIG.lstrip("/")).read_text(
+        encoding="utf-8"))["max_request_size"])  # fmt: skip
+    large = requests.post(container.url(container.proxy, path), data=b"a" * (size + 1),
+                          headers={**auth, "Content-Type": "text/plain"}, timeout=60)  # fmt: skip
+    if large.status_code != 413 or large.json().get("type") != "RequestTooLarge":
+        raise ImageCheckFailed(f"proxy: a body over {size} bytes answered {large.status_code}")
 
 
 def published_ports(config: dict[str, Any]) -> set[int]:
@@ -288,6 +328,7 @@ def run_checks(image: str = IMAGE, timeout: float = 600) -> dict[str, Any]:
         ready_s = wait_ready(container, DEFAULT_MODELS, timeout)
         for model in DEFAULT_MODELS:
             check_answers(container, model)
+        check_proxy(container)
         user = check_user(container, config)
         check_store_read_only(container)
         check_healthcheck(container)
@@ -307,8 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1
     print(f"{args.image}: READY {result['ready_s']:.0f}s after start; {', '.join(DEFAULT_MODELS)}"
-          f" answered and refused a bad request; runs as {result['user']}, model store not"
-          f" writable, management port unpublished, HEALTHCHECK healthy")  # fmt: skip
+          f" answered and refused a bad request through the proxy, which refused form and"
+          f" multipart bodies (415) and an oversized one (413) with JSON; runs as"
+          f" {result['user']}, model store not writable, management port unpublished,"
+          f" HEALTHCHECK healthy")  # fmt: skip
     return 0
 
 

@@ -3,7 +3,9 @@
 KServe's TorchServe runtime mounts the InferenceService's storageUri at /mnt/models and starts
 `torchserve --ts-config=/mnt/models/config/config.properties` with
 `--model-store=/mnt/models/model-store`; its wrapper on :8080 forwards KServe requests to
-TorchServe on :8085 and polls the management API for READY workers, without a token.
+TorchServe on 127.0.0.1:8085 and polls the management API for READY workers, without a token.
+The project's runtime (deploy/kserve/servingruntime.yaml) puts the image's front proxy on :8080
+instead.
 The same .mar files as everywhere else go in unchanged; only the config differs.
 
 KServe v1 protocol only, and no TorchServe `service_envelope`: the handlers answer
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from scripts.ops.server import TorchServe, read_properties
+from scripts.ops.ts_config import BASE_CONFIG, jvm_flags
 from scripts.registry import DEFAULT_MODELS, DEFAULT_STORE
 
 KSERVE_ROOT = "/mnt/models"
@@ -69,8 +72,10 @@ def model_snapshot(archives: Mapping[str, Path]) -> dict[str, Any]:
 def kserve_properties(snapshot: Mapping[str, Any]) -> dict[str, str]:
     """config.properties for KServe (ports and paths from KServe's TorchServe docs).
 
-    - inference on :8085 for every interface: KServe's wrapper (stock runtime) forwards to it,
-      and deploy/kserve/servingruntime.yaml serves it directly as the container port;
+    - inference on 127.0.0.1:8085, pod-local: deploy/kserve/servingruntime.yaml runs the
+      image's front proxy (docker/nginx.conf: only the contract's content types, CVE-2024-29025)
+      on the container port 8080 in front of it; KServe's wrapper (stock runtime) runs in the
+      same container and forwards to it there;
     - management on 127.0.0.1:8086: pod-local only (the wrapper polls it for READY workers),
       never reachable from other pods;
     - token authorization off: the wrapper and KServe's clients send no TorchServe token.
@@ -81,7 +86,7 @@ def kserve_properties(snapshot: Mapping[str, Any]) -> dict[str, str]:
       (config.properties says why); metrics for Prometheus on :8082.
     """
     return {
-        "inference_address": "http://0.0.0.0:8085",
+        "inference_address": "http://127.0.0.1:8085",
         "management_address": "http://127.0.0.1:8086",
         "metrics_address": "http://0.0.0.0:8082",
         "grpc_inference_address": "127.0.0.1",
@@ -100,8 +105,10 @@ def kserve_properties(snapshot: Mapping[str, Any]) -> dict[str, str]:
         "max_response_size": "10485760",
         "model_store": f"{KSERVE_ROOT}/model-store",
         "model_snapshot": json.dumps(snapshot, separators=(",", ":")),
-        # The image's quiet logging (Dockerfile); a missing file only means TorchServe's default.
-        "vmargs": f"-Dlog4j.configurationFile=file:{IMAGE_LOG4J}",
+        # The heap cap of config.properties, and the image's quiet logging (Dockerfile); a
+        # missing file only means TorchServe's default.
+        "vmargs": " ".join([*jvm_flags(read_properties(BASE_CONFIG)["vmargs"]),
+                            f"-Dlog4j.configurationFile=file:{IMAGE_LOG4J}"]),  # fmt: skip
     }
 
 

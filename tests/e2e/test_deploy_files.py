@@ -118,11 +118,16 @@ def test_kserve_manifests_fit_the_layout():
     canary = manifest("InferenceService", "deploy/kserve/inferenceservice-canary.yaml")
     properties = kserve_layout.kserve_properties({"models": {}})
     (container,) = runtime["spec"]["containers"]
-    assert container["ports"][0]["containerPort"] == int(properties["inference_address"][-4:])
+    # The container port is the image's front proxy; TorchServe's inference is pod-local behind it.
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert container["ports"][0]["containerPort"] == int(env["PROXY_LISTEN"])
+    assert properties["inference_address"] == f"http://{env['PROXY_UPSTREAM']}"
+    assert properties["inference_address"].startswith("http://127.0.0.1:")
     assert f"--ts-config={kserve_layout.KSERVE_ROOT}/config/config.properties" in container["args"]
     assert f"--model-store={properties['model_store']}" in container["args"]
     probe = container["readinessProbe"]["exec"]["command"]
     assert f"--management-url={properties['management_address']}" in probe
+    assert f"--url=http://127.0.0.1:{env['PROXY_LISTEN']}" in probe  # ready through the proxy
     for service in (isvc, canary):
         predictor = service["spec"]["predictor"]
         assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
@@ -296,12 +301,56 @@ def listener_ports(*apis: str) -> set[int]:
     return {int(container[f"{api}_address"].rsplit(":", 1)[1]) for api in apis}
 
 
+def image_env() -> dict[str, str]:
+    """The runtime stage's ENV (key=value form)."""
+    runtime = stages(parse(ROOT / "Dockerfile"))["runtime"]
+    pairs = [v for c in runtime if c.cmd == "ENV" for v in c.value]
+    return dict(zip(pairs[::2], pairs[1::2]))
+
+
 def test_image_exposes_no_management_port():
     """The management API (the key that scales, and with the model API on, registers) is not
-    published by default: EXPOSE names the inference and metrics listeners only."""
+    published by default: EXPOSE names the front proxy (inference) and metrics only."""
     runtime = stages(parse(ROOT / "Dockerfile"))["runtime"]
     (expose,) = [c for c in runtime if c.cmd == "EXPOSE"]
-    assert {int(port) for port in expose.value} == listener_ports("inference", "metrics")
+    proxy = int(image_env()["PROXY_LISTEN"])
+    assert {int(port) for port in expose.value} == {proxy} | listener_ports("metrics")
+
+
+def test_inference_is_reached_through_the_proxy_only():
+    """Every container config binds TorchServe's inference listener to 127.0.0.1, where the
+    image's front proxy (docker/entrypoint.sh, docker/nginx.conf) forwards to it; the container
+    port clients reach is the proxy's (CVE-2024-29025: no form body for netty's decoder)."""
+    env = image_env()
+    docker = read_properties(ROOT / "docker" / "config.properties")
+    assert docker["inference_address"] == f"http://{env['PROXY_UPSTREAM']}"
+    k8s = properties_of(
+        manifest("ConfigMap", "deploy/k8s/configmap.yaml")["data"]["config.properties"])  # fmt: skip
+    assert k8s["inference_address"] == docker["inference_address"]
+    (container,) = manifest("Deployment", "deploy/k8s/deployment.yaml")["spec"]["template"][
+        "spec"]["containers"]  # fmt: skip
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["inference"] == int(env["PROXY_LISTEN"])
+    assert "PROXY" not in {item["name"] for item in container.get("env", [])}  # never off
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    published = {int(str(p).rsplit(":", 1)[1]) for p in compose["services"]["torchserve"]["ports"]}
+    assert int(env["PROXY_LISTEN"]) in published
+    assert int(docker["inference_address"].rsplit(":", 1)[1]) not in published
+    script = (ROOT / "docker" / "entrypoint.sh").read_text(encoding="utf-8")
+    for placeholder in set(re.findall(r"@[A-Z]+@", (ROOT / "docker" / "nginx.conf").read_text())):
+        assert f"s|{placeholder}|" in script  # the entrypoint fills every placeholder
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_caps_the_frontend_heap(name: str, tmp_path: Path):
+    """The JVM's heap and direct memory are capped alike everywhere (docs/security/form-flood.md),
+    and an OutOfMemoryError fails a request, never the whole server (no ExitOnOutOfMemoryError)."""
+    project = read_properties(ROOT / "config.properties")["vmargs"].split()
+    flags = [arg for arg in project if arg.startswith(("-Xmx", "-XX:MaxDirectMemorySize="))]
+    assert len(flags) == 2
+    vmargs = every_config(tmp_path)[name]["vmargs"].split()
+    assert [arg for arg in vmargs if arg.startswith(("-Xm", "-XX:"))] == flags
+    assert not [arg for arg in vmargs if "OnOutOfMemoryError" in arg]
 
 
 def test_runtime_stage_is_non_root_with_healthcheck():
@@ -442,7 +491,8 @@ def test_compose_services():
     assert targets == {"/home/model-server/run", "/home/model-server/logs",
                        "/home/model-server/model-store"}  # fmt: skip
     published = {int(port.split(":")[2]) for port in torchserve["ports"]}
-    assert published == listener_ports("inference", "metrics")  # management stays inside
+    # the proxy (inference) and metrics; management stays inside
+    assert published == {int(image_env()["PROXY_LISTEN"])} | listener_ports("metrics")
     web = services["web"]
     assert web["profiles"] == ["web"]  # `docker compose up` alone does not need web/
     assert any(v.startswith("ts-run:") and v.endswith(":ro") for v in web["volumes"])
