@@ -62,7 +62,13 @@ def write_config(listen: str, upstream: str, run_dir: Path) -> Path:
     """run_dir/nginx.conf, and the temp directory nginx wants beside it."""
     (run_dir / "nginx-tmp").mkdir(parents=True, exist_ok=True)
     path = run_dir / "nginx.conf"
-    path.write_text(render(listen, upstream, run_dir.resolve()), encoding="utf-8")
+    text = render(listen, upstream, run_dir.resolve())
+    if os.geteuid() == 0:
+        # Started as root, nginx runs its worker as `nobody`, who cannot write the run dir:
+        # a chunked body, spooled to nginx-tmp/, got 500 instead of 413.  The worker runs as
+        # whoever runs the proxy, as TorchServe does (the image runs both as uid 1000).
+        text = "user root;\n" + text
+    path.write_text(text, encoding="utf-8")
     return path
 
 
