@@ -81,6 +81,11 @@ def check_config(config: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)  # fmt: skip
 
 
+def foreground_command(config: Path) -> list[str]:
+    """nginx serving `config` in the foreground, logging to stderr (tests, `make proxy`)."""
+    return [nginx_binary() or "nginx", "-e", "stderr", "-c", str(config), "-g", "daemon off;"]
+
+
 def listening(port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout):
@@ -106,17 +111,13 @@ class Proxy:
         return f"http://{self.listen}{path}"
 
     def start(self, timeout: float = 10) -> None:
-        nginx = nginx_binary()
-        if nginx is None:
-            raise ProxyError("nginx is not installed (apt-get install nginx-light)")
         config = write_config(self.listen, self.upstream, self.run_dir)
-        checked = check_config(config)
+        checked = check_config(config)  # ProxyError when nginx is not installed
         if checked.returncode != 0:
             raise ProxyError(f"nginx refused {config}: {checked.stderr.strip()}")
         log = open(self.run_dir / "nginx.log", "ab")  # noqa: SIM115 (the process keeps it)
         self.process = subprocess.Popen(
-            [nginx, "-e", "stderr", "-c", str(config), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            foreground_command(config), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
         started = time.monotonic()
@@ -183,8 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(checked.stderr.strip(), file=sys.stderr)
         return checked.returncode
     print(f"proxy on http://{args.listen} -> TorchServe {upstream} (Ctrl-C stops it)")
-    os.execv(nginx_binary() or "nginx", ["nginx", "-e", "stderr", "-c", str(config),
-                                         "-g", "daemon off;"])  # fmt: skip
+    command = foreground_command(config)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":
