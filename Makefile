@@ -38,7 +38,7 @@ web: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# By hand: the whole suite less the tests marked slow (the 190 s key-renewal loop); CI runs them.
+# By hand: the whole suite less the tests marked slow (the one-minute key-renewal loop); CI runs them.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 

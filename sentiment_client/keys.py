@@ -218,7 +218,7 @@ def renew_at(keys: Keys, api: str, lifetime: float) -> float:
     """Epoch second at which to renew `api`: when half its lifetime is left.
 
     Half rather than "a minute before": it leaves hours for a renewer that was down at 24 h
-    keys, and still works for one-minute test keys.
+    keys, and still works for 15-second test keys.
     """
     return keys.expires[api].timestamp() - lifetime / 2
 
@@ -231,6 +231,7 @@ class Renewer:
     management_url: str
     poll: float = 30.0  # longest sleep: how soon a restart's new keys are noticed
     log: Callable[[str], None] = print
+    first_poll: float = 1.0  # sleep while there is no key file: TorchServe is starting
     renewed: int = 0
     _last_error: str = ""
 
@@ -238,7 +239,9 @@ class Renewer:
         """Renew what is due; seconds until the next thing is due (or the next poll)."""
         keys = self.key_file.current()
         if not keys.expires:  # no key file yet (starting), or token authorization is off
-            return self.poll
+            # not `poll`: the first keys may live less than a poll (measured: 15 s test keys
+            # expired before a renewer started beside TorchServe looked again)
+            return min(self.poll, self.first_poll)
         for api in APIS:
             if api in keys.expires and renew_at(keys, api, keys.lifetime() or 60) <= time.time():
                 keys = renew(self.key_file, self.management_url, api)

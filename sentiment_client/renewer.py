@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {message}", flush=True
             )
             try:
-                Renewer(key_file, args.management_url, args.poll, stamp).run(stop)
+                Renewer(key_file, args.management_url, poll=args.poll, log=stamp).run(stop)
             except KeyboardInterrupt:
                 pass
             finally:

@@ -1,6 +1,6 @@
 """Keys over time, without a server: the key-file reader, when renewal is due, the renewer's exit.
 
-The same behaviour against a real TorchServe with one-minute keys: tests/integration/test_keys.py.
+The same behaviour against a real TorchServe with 15-second keys: tests/integration/test_keys.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from scripts.registry import ROOT
-from sentiment_client.keys import KeyFile, Keys, parse_instant, renew_at
+from sentiment_client.keys import KeyFile, Keys, Renewer, parse_instant, renew_at
 
 
 def write_keys(path: Path, inference: str, expires: datetime, api: str = "api-key") -> None:
@@ -76,6 +76,15 @@ def test_renewal_is_due_at_half_the_lifetime(tmp_path: Path):
     assert abs(keys.lifetime() - 3600) < 1
     assert abs(renew_at(keys, "inference", keys.lifetime()) - (now.timestamp() + 1800)) < 1
     assert Keys().lifetime() is None
+
+
+def test_renewer_looks_again_within_a_second_while_there_is_no_key_file(tmp_path: Path):
+    """TorchServe writes the file after the renewer starts; its first keys may be short-lived."""
+    path = tmp_path / "key_file.json"
+    renewer = Renewer(KeyFile(path), "http://127.0.0.1:9", poll=30.0, log=lambda _: None)
+    assert renewer.step() <= 1.0
+    write_keys(path, "key1", datetime.now(timezone.utc) + timedelta(hours=24))
+    assert 25.0 < renewer.step() <= 30.0  # 12 h until renewal: the poll bounds the sleep
 
 
 def test_missing_key_file_names_where_it_looked(tmp_path: Path):
