@@ -68,7 +68,11 @@ def nbsvm_pipeline(max_n: int = NBSVM_MAX_N, c: float = NBSVM_C) -> Pipeline:
         analyzer="char", ngram_range=(1, max_n), binary=True, sublinear_tf=True, min_df=2,
         dtype=np.float32,
     )  # fmt: skip
-    return make_pipeline(vectorizer, NaiveBayesScaling(), LogisticRegression(C=c, solver="liblinear"))
+    # dual: the same L2 logistic regression, solved in the dual, which is faster when n-grams
+    # outnumber reviews (1.76M vs 140k): 11 s instead of 38 s, and the same predictions on all
+    # 50k test reviews (docs/models/training.md)
+    classifier = LogisticRegression(C=c, solver="liblinear", dual=True)
+    return make_pipeline(vectorizer, NaiveBayesScaling(), classifier)
 
 
 def _step(label: str) -> Callable[[], float]:

@@ -36,12 +36,19 @@ def test_full_model_beats_seed_baseline(full_model):
     assert set(metadata["artifact_sha256"]) == {"model.joblib"}
 
 
-@pytest.mark.parametrize("text,label", SEED_SENTENCES)
-def test_seed_sentences(full_model, text: str, label: str):
+@pytest.fixture(scope="module")
+def full_handler(full_model) -> tuple[SentimentFastHandler, object]:
+    """Loaded once: the full model takes seconds to load."""
     model_dir, _ = full_model
     context = make_context("sentiment_fast", model_dir, MODELS["sentiment_fast"].config_file)
     handler = SentimentFastHandler()
     handler.initialize(context)
+    return handler, context
+
+
+@pytest.mark.parametrize("text,label", SEED_SENTENCES)
+def test_seed_sentences(full_handler, text: str, label: str):
+    handler, context = full_handler
     [(status, body, _)] = run_batch(
         handler, context, [({"body": {"text": text}}, "application/json")]
     )
