@@ -96,12 +96,18 @@ def listening(port: int, timeout: float = 0.2) -> bool:
 
 @dataclass
 class Proxy:
-    """nginx on 127.0.0.1:`port` in front of `upstream` (host:port), its files in `run_dir`."""
+    """nginx on 127.0.0.1:`port` in front of `upstream` (host:port), its files in `run_dir`
+    (default: a temporary directory, removed when `running()` ends)."""
 
     upstream: str
     port: int = field(default_factory=lambda: Ports.free().inference)
-    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nginx-")))
+    run_dir: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    temporary: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.run_dir is None:
+            self.run_dir, self.temporary = Path(tempfile.mkdtemp(prefix="nginx-")), True
 
     @property
     def listen(self) -> str:
@@ -156,6 +162,8 @@ class Proxy:
             yield self
         finally:
             self.stop()
+            if self.temporary:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
