@@ -25,13 +25,28 @@ PLOT = REPORT.with_suffix(".png")
 FINAL_KEYS = ("finetuned_validation_accuracy", "validation_accuracy", "test_accuracy")
 
 
+def runnable(command: str | None, run_dir: Path) -> str | None:
+    """The manifest's command as a reader runs it from the checkout: the venv's Python, paths
+    relative to the checkout, and the run directory (`--out`, which the manifest leaves out
+    since it lives there)."""
+    if not command:
+        return command
+    command = command.replace(f"{ROOT}/", "")
+    if command.startswith("python "):
+        command = ".venv/bin/" + command
+    if " --out " not in command:
+        out = run_dir.resolve()
+        command += f" --out {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
+    return command
+
+
 def read_run(run_dir: Path) -> dict:
     """A run's curve, and its manifest's figures when it has finished."""
     manifest_path = run_dir / "metadata.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     return {"name": run_dir.name, "curve": read_curve(run_dir / "work"),
             "final": {key: manifest[key] for key in FINAL_KEYS if key in manifest},
-            "command": manifest.get("command")}  # fmt: skip
+            "command": runnable(manifest.get("command"), run_dir)}  # fmt: skip
 
 
 def plot_curves(runs: Sequence[dict], out: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.registry import ROOT
 from scripts.training.pretrain_report import main, write_report
 
 
@@ -19,7 +20,7 @@ def _run(root: Path, name: str, objective: str, accuracies: list[float], final: 
               for i, accuracy in enumerate(accuracies)]  # fmt: skip
     (work / "pretrain_curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
     if final:
-        (root / name / "metadata.json").write_text(json.dumps({**final, "command": "python x"}))
+        (root / name / "metadata.json").write_text(json.dumps({**final, "command": f"python -m x --teacher {ROOT}/build/t"}))
     return root / name
 
 
@@ -31,7 +32,9 @@ def test_report_has_every_point_and_the_finished_runs_figures(tmp_path: Path):
     text = out.read_text()
     assert "| electra | electra | 200 | 12,800 | 300,000 | 3.0 | 75.00 % |" in text
     assert "| mlm | mlm | 100 |" in text
-    assert "| electra | 87.00 % | 88.01 % | 88.90 % | `python x` |" in text
+    # runnable from the checkout: the venv's Python, relative paths, the run dir as --out
+    assert (f"| electra | 87.00 % | 88.01 % | 88.90 % | `.venv/bin/python -m x --teacher build/t "
+            f"--out {electra.resolve()}` |") in text
     assert "| mlm | " not in text.split("| run | fine-tuned")[1]  # unfinished: no final row
     assert (tmp_path / "pretraining.png").stat().st_size > 0
 
