@@ -267,6 +267,7 @@ def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
 def teacher_probabilities(
     load_bert: Callable[[], teachers.Predict], train_set, transfer: Sequence[str],
     test_texts: Sequence[str], work_dir: Path, validation_texts: Sequence[str] = (),
+    ngram_members: Sequence[str] = teachers.DEFAULT_NGRAM_TEACHERS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The teacher ensemble's probabilities (n-gram teachers + the BERT member `load_bert`
     returns) on the transfer set and (for the record) the validation and test sets.
@@ -278,7 +279,7 @@ def teacher_probabilities(
         saved = np.load(cache)
         return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
-    ensemble = teachers.fit_ngram_teachers(*train_set) + [load_bert()]
+    ensemble = teachers.fit_ngram_teachers(*train_set, ngram_members) + [load_bert()]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
     validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
@@ -471,12 +472,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="deepen the model to N layers before distillation (stack_layers)")
     parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
                         "member instead of the model being trained (e.g. a larger one)")
+    parser.add_argument("--ngram-teachers", type=ngram_teachers,
+                        default=",".join(teachers.DEFAULT_NGRAM_TEACHERS),
+                        help="comma-separated n-gram members of the teacher ensemble, from "
+                        f"{', '.join(teachers.NGRAM_TEACHERS)} (default: %(default)s)")
     parser.add_argument("--widen", action="store_true",
                         help="double the hidden size before distillation (widen_hidden)")
     parser.add_argument("--augment", type=int, default=0, metavar="N",
                         help="add N word-dropout copies of each unlabeled review to the "
                         "transfer set (teachers.word_dropout_copies)")
     return parser
+
+
+def ngram_teachers(value: str) -> str:
+    """`--ngram-teachers`, checked when parsed: a misspelt member must not surface hours later,
+    at the teacher stage."""
+    names = value.split(",")
+    if not value or set(names) - set(teachers.NGRAM_TEACHERS):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a comma-separated list of {', '.join(teachers.NGRAM_TEACHERS)}"
+        )
+    return value
 
 
 def _word(value: object) -> str:
@@ -637,7 +653,8 @@ def label_transfer(run: Run) -> None:
     load_bert = (partial(bert_teacher, args.teacher, max_len, device) if args.teacher else
                  partial(bert_member, run.model, run.tokenizer, max_len, device))  # fmt: skip
     run.targets, teacher_validation, teacher_test = teacher_probabilities(
-        load_bert, run.train_set, transfer, test_texts, run.work_dir, validation[0]
+        load_bert, run.train_set, transfer, test_texts, run.work_dir, validation[0],
+        ngram_members=args.ngram_teachers.split(","),
     )
     run.transfer = transfer
     run.scores["teacher_validation_accuracy"] = accuracy_of(teacher_validation, validation[1])

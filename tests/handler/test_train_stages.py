@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scripts.training import loop, pretraining, train_bert
+from scripts.training import loop, pretraining, teachers, train_bert
 from scripts.training.train_bert import (
     NOT_RECORDED,
     build_parser,
@@ -60,6 +60,7 @@ def parsed(*argv: str):
     ["--pre=tiny", "--init", "a dir", "--distill-epochs", "0", "--finetune-epochs", "0.5",
      "--data-dir", "d", "--stop-after-minutes", "5", "--order-seed", "0"],
     ["--objective", "electra", "--stack-layers", "4", "--widen", "--augment", "2", "--seed", "7"],
+    ["--ngram-teachers", "nbsvm", "--init", "ckpt", "--finetune-epochs", "0"],
 ])  # fmt: skip
 def test_recorded_command_is_what_argparse_parsed(argv: list[str]):
     """Parsed again, the recorded command gives the same options, less where the run reads and
@@ -83,6 +84,24 @@ def test_recorded_command_reads_as_before():
     assert recorded_command(args) == (
         "python -m scripts.training.train_bert --preset cpu-4x128-electra --seed 42 "
         "--teacher /b/teacher_0")
+
+
+@pytest.mark.parametrize("value", ["nb-svm", "", "nbsvm,bert"])
+def test_unknown_ngram_teachers_are_refused_when_parsed(value: str, capsys):
+    """Not hours later at the teacher stage."""
+    with pytest.raises(SystemExit) as exit_info:
+        parsed("--ngram-teachers", value)
+    assert exit_info.value.code == 2 and "char-nb, nbsvm" in capsys.readouterr().err
+
+
+def test_ngram_teachers_fits_only_the_members_named(data: Path):
+    from scripts.nsmc import read_labelled
+
+    texts, labels = read_labelled(data / "ratings_train.txt", part="fit")
+    [nbsvm] = teachers.fit_ngram_teachers(texts, labels, ["nbsvm"])
+    both = teachers.fit_ngram_teachers(texts, labels)
+    assert len(both) == 2
+    assert nbsvm(texts[:5]).tolist() == both[1](texts[:5]).tolist()  # the same NB-SVM fit
 
 
 def test_each_stage_leaves_its_state(data: Path, tmp_path: Path):
