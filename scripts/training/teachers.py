@@ -24,6 +24,13 @@ NGRAM_TEACHERS = {"char-nb": char_ngram_pipeline, "nbsvm": nbsvm_pipeline}
 DEFAULT_NGRAM_TEACHERS = ("char-nb", "nbsvm")
 
 
+def check_members(members: Sequence[str]) -> Sequence[str]:
+    """`members` if each names an n-gram teacher (and there is one); ValueError if not."""
+    if not members or set(members) - set(NGRAM_TEACHERS):
+        raise ValueError(f"n-gram teachers are {', '.join(NGRAM_TEACHERS)}; got {list(members)}")
+    return members
+
+
 def fit_ngram_teachers(
     texts: Sequence[str], labels: Sequence[int], members: Sequence[str] = DEFAULT_NGRAM_TEACHERS
 ) -> list[Predict]:
@@ -32,11 +39,8 @@ def fit_ngram_teachers(
     Both by default (every committed checkpoint's teachers). On validation, NB-SVM + the
     committed BERT alone scored 88.05 %, with char NB as a third member 87.78 % (2026-12-03,
     docs/models/sentiment_bert.md): `--ngram-teachers nbsvm` tries that ensemble."""
-    unknown = set(members) - set(NGRAM_TEACHERS)
-    if unknown or not members:
-        raise ValueError(f"n-gram teachers are {', '.join(NGRAM_TEACHERS)}; got {list(members)}")
     teachers = []
-    for name in members:
+    for name in check_members(members):
         pipeline = NGRAM_TEACHERS[name]()
         pipeline.fit(list(texts), list(labels))
         teachers.append(scorer(pipeline))

@@ -487,11 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
 def ngram_teachers(value: str) -> str:
     """`--ngram-teachers`, checked when parsed: a misspelt member must not surface hours later,
     at the teacher stage."""
-    names = value.split(",")
-    if not value or set(names) - set(teachers.NGRAM_TEACHERS):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: a comma-separated list of {', '.join(teachers.NGRAM_TEACHERS)}"
-        )
+    try:
+        teachers.check_members(value.split(",") if value else [])
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{value!r}: {err}") from None
     return value
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from scripts.nsmc import read_labelled
 from scripts.training import loop, pretraining, teachers, train_bert
 from scripts.training.train_bert import (
     NOT_RECORDED,
@@ -95,8 +96,6 @@ def test_unknown_ngram_teachers_are_refused_when_parsed(value: str, capsys):
 
 
 def test_ngram_teachers_fits_only_the_members_named(data: Path):
-    from scripts.nsmc import read_labelled
-
     texts, labels = read_labelled(data / "ratings_train.txt", part="fit")
     [nbsvm] = teachers.fit_ngram_teachers(texts, labels, ["nbsvm"])
     both = teachers.fit_ngram_teachers(texts, labels)

@@ -3,8 +3,9 @@
 The slow test runs a TorchServe whose keys live 15 seconds (token_expiration_min=0.25;
 TorchServe reads the setting as a Double) for four lifetimes of client traffic: every key in
 use expires several times over, and nothing may fail.  Renewal works in lifetimes (at half
-of one), so a quarter-minute key tests what a day-long one does, in a minute.  The others check the manual rotation (`scripts.ops.manage rotate-keys`)
-and a missing key file against the same kind of server.  The reader itself:
+of one), so a quarter-minute key tests what a day-long one does, in a minute.  The others
+check the manual rotation (`scripts.ops.manage rotate-keys`) and a missing key file against
+the same kind of server.  The reader itself:
 tests/unit/test_key_file.py.
 """
 
