@@ -171,6 +171,12 @@ PRESETS = {
         CPU, vocab_size=32000, layers=4, pretrain_steps=24000, distill_epochs=2,
         objective="electra", mask_rate=0.2, pretrain_lr=1e-3, probe_every=3000,
     ),  # fmt: skip
+    # cpu-4x128 with 4x the masked-LM compute (96k steps x 64, ~9.5 passes over the reviews,
+    # the rate decaying over all of them): the probe said the 24k run was still rising fast.
+    # About 6 h of pre-training on one core, resumable mid-stage across sessions.
+    "cpu-4x128-long": dataclasses.replace(
+        CPU, vocab_size=32000, layers=4, pretrain_steps=96000, distill_epochs=2, probe_every=6000
+    ),
     # a CPU student with 4x the capacity of `cpu` (4 layers / 256): pre-training over ~0.8
     # epochs of the reviews, one fine-tuning epoch, then 3 distillation epochs. Hours on 2
     # cores: every stage resumes from <out>/work/, so it may run over several sessions.
@@ -440,9 +446,9 @@ def manifest_summary(saved: dict) -> dict:
 
 # --------------------------------------------------------------------------- the command
 
-# Where a run reads and writes, and how long this sitting lasts: not what the model is, so not
-# part of the command its manifest records.
-NOT_RECORDED = ("data_dir", "out", "stop_after_minutes")
+# Where a run reads and writes, how long this sitting lasts and on how many threads: not what
+# the model is, so not part of the command its manifest records.
+NOT_RECORDED = ("data_dir", "out", "stop_after_minutes", "threads")
 # Recorded even at their defaults: a default may change later, a checkpoint's recipe may not.
 ALWAYS_RECORDED = ("preset", "seed")
 # Options that replace a field of the preset (same name).
@@ -468,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after-minutes", type=float, metavar="M",
                         help="save the running stage's state after M minutes and exit 3; "
                         "the same command resumes (a GPU piece, a run cut to a session)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch threads (default: one per core); 1 for each of two runs "
+                        "side by side, which otherwise oversubscribe the cores")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
     parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
@@ -783,6 +792,8 @@ def train(data_dir: Path, out_dir: Path, *flags: str) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop_after(args.stop_after_minutes)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         return run_cli(lambda: run_stages(args))
     except StageStopped as stopped:

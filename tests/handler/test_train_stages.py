@@ -59,7 +59,7 @@ def parsed(*argv: str):
     [],
     ["--preset", "tiny", "--seed", "42", "--teacher", "/x/teacher_0", "--out", "build/e"],
     ["--pre=tiny", "--init", "a dir", "--distill-epochs", "0", "--finetune-epochs", "0.5",
-     "--data-dir", "d", "--stop-after-minutes", "5", "--order-seed", "0"],
+     "--data-dir", "d", "--stop-after-minutes", "5", "--order-seed", "0", "--threads", "1"],
     ["--objective", "electra", "--stack-layers", "4", "--widen", "--augment", "2", "--seed", "7"],
     ["--ngram-teachers", "nbsvm", "--init", "ckpt", "--finetune-epochs", "0"],
 ])  # fmt: skip
@@ -70,7 +70,7 @@ def test_recorded_command_is_what_argparse_parsed(argv: list[str]):
     words = shlex.split(recorded_command(args))
     assert words[:3] == ["python", "-m", "scripts.training.train_bert"]
     assert "--preset" in words and "--seed" in words
-    assert not {"--data-dir", "--out", "--stop-after-minutes"} & set(words)
+    assert not {"--data-dir", "--out", "--stop-after-minutes", "--threads"} & set(words)
     again = vars(parsed(*words[3:]))
     expected = vars(args)
     for dest in NOT_RECORDED:
