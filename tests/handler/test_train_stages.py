@@ -87,6 +87,18 @@ def test_recorded_command_reads_as_before():
         "--teacher /b/teacher_0")
 
 
+def test_threads_sets_torch_threads_before_the_stages_run(monkeypatch: pytest.MonkeyPatch):
+    seen = []
+    monkeypatch.setattr(train_bert, "run_stages", lambda args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert train_bert.main(["--threads", "1", "--preset", PRESET]) == 0
+        assert seen == [1]
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("value", ["nb-svm", "", "nbsvm,bert"])
 def test_unknown_ngram_teachers_are_refused_when_parsed(value: str, capsys):
     """Not hours later at the teacher stage."""
