@@ -10,6 +10,7 @@ classification checkpoint instead:
 
     python -m scripts.training.train_bert --out build/sentiment_bert    # cpu-4x128, over an hour
     python -m scripts.training.train_bert --teacher <better dir>        # its BERT member
+    python -m scripts.training.train_bert --teacher <dir>,self          # two BERT members
     python -m scripts.training.train_bert --init klue/bert-base --preset gpu      # needs the hub
     python -m scripts.training.train_bert --init /path/to/saved/checkpoint
     python -m scripts.training.train_bert --init <fine-tuned dir> --finetune-epochs 0  # distil
@@ -271,21 +272,22 @@ def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
 
 
 def teacher_probabilities(
-    load_bert: Callable[[], teachers.Predict], train_set, transfer: Sequence[str],
+    load_berts: Sequence[Callable[[], teachers.Predict]], train_set, transfer: Sequence[str],
     test_texts: Sequence[str], work_dir: Path, validation_texts: Sequence[str] = (),
     ngram_members: Sequence[str] = teachers.DEFAULT_NGRAM_TEACHERS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The teacher ensemble's probabilities (n-gram teachers + the BERT member `load_bert`
-    returns) on the transfer set and (for the record) the validation and test sets.
+    """The teacher ensemble's probabilities (n-gram teachers + the BERT members `load_berts`
+    return) on the transfer set and (for the record) the validation and test sets.
 
-    The BERT member is loaded only when the labels are not cached: a resumed run does not
-    need the teacher checkpoint (nor the hub, for a hub id) again."""
+    The BERT members are loaded only when the labels are not cached: a resumed run does not
+    need the teacher checkpoints (nor the hub, for a hub id) again."""
     cache = work_dir / "teacher.npz"
     if cache.exists():  # resuming
         saved = np.load(cache)
         return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
-    ensemble = teachers.fit_ngram_teachers(*train_set, ngram_members) + [load_bert()]
+    ensemble = teachers.fit_ngram_teachers(*train_set, ngram_members)
+    ensemble += [load() for load in load_berts]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
     validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
@@ -449,6 +451,8 @@ def manifest_summary(saved: dict) -> dict:
 # Where a run reads and writes, how long this sitting lasts and on how many threads: not what
 # the model is, so not part of the command its manifest records.
 NOT_RECORDED = ("data_dir", "out", "stop_after_minutes", "threads")
+# In `--teacher`, the model being trained (fine-tuned, before distillation) as a BERT member.
+SELF = "self"
 # Recorded even at their defaults: a default may change later, a checkpoint's recipe may not.
 ALWAYS_RECORDED = ("preset", "seed")
 # Options that replace a field of the preset (same name).
@@ -479,8 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "side by side, which otherwise oversubscribe the cores")
     parser.add_argument("--stack-layers", type=int, metavar="N",
                         help="deepen the model to N layers before distillation (stack_layers)")
-    parser.add_argument("--teacher", help="checkpoint dir or HF id: the teacher ensemble's BERT "
-                        "member instead of the model being trained (e.g. a larger one)")
+    parser.add_argument("--teacher", help="comma-separated checkpoint dirs or HF ids: the teacher "
+                        f"ensemble's BERT members instead of the model being trained ('{SELF}' "
+                        "names it), e.g. a larger one")
     parser.add_argument("--ngram-teachers", type=ngram_teachers,
                         default=",".join(teachers.DEFAULT_NGRAM_TEACHERS),
                         help="comma-separated n-gram members of the teacher ensemble, from "
@@ -491,6 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add N word-dropout copies of each unlabeled review to the "
                         "transfer set (teachers.word_dropout_copies)")
     return parser
+
+
+def bert_teachers(args: argparse.Namespace) -> list[str]:
+    """The BERT members of the teacher ensemble: `--teacher`'s, else the model being trained."""
+    return args.teacher.split(",") if args.teacher else [SELF]
 
 
 def ngram_teachers(value: str) -> str:
@@ -583,6 +593,9 @@ def check(args: argparse.Namespace, preset: Preset) -> None:
     for flag, value in distillation_flags.items():
         if value and preset.distill_epochs <= 0:
             raise ValueError(f"{flag} needs distillation (--distill-epochs > 0)")
+    members = bert_teachers(args)
+    if "" in members or len(set(members)) < len(members):
+        raise ValueError(f"--teacher takes distinct comma-separated members, not {args.teacher!r}")
     if args.augment < 0:
         raise ValueError(f"--augment takes a number of copies (>= 0), not {args.augment}")
 
@@ -658,10 +671,11 @@ def label_transfer(run: Run) -> None:
         variants = teachers.word_dropout_copies(transfer, args.augment, seed=args.seed)
         transfer = teachers.transfer_set(transfer + variants, labelled, test_texts)
     max_len, device = run.preset.max_len, run.device
-    load_bert = (partial(bert_teacher, args.teacher, max_len, device) if args.teacher else
-                 partial(bert_member, run.model, run.tokenizer, max_len, device))  # fmt: skip
+    load_berts = [partial(bert_member, run.model, run.tokenizer, max_len, device) if member == SELF
+                  else partial(bert_teacher, member, max_len, device)
+                  for member in bert_teachers(args)]  # fmt: skip
     run.targets, teacher_validation, teacher_test = teacher_probabilities(
-        load_bert, run.train_set, transfer, test_texts, run.work_dir, validation[0],
+        load_berts, run.train_set, transfer, test_texts, run.work_dir, validation[0],
         ngram_members=args.ngram_teachers.split(","),
     )
     run.transfer = transfer
@@ -710,7 +724,8 @@ def description(run: Run) -> str:
     if run.distilling:
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
     if args.teacher:
-        origin += f" (BERT teacher: {args.teacher})"
+        members = ["itself" if m == SELF else m for m in bert_teachers(args)]
+        origin += f" (BERT teacher{'s' * (len(members) > 1)}: {', '.join(members)})"
     if args.stack_layers:
         origin += f" (its layers stacked to {args.stack_layers} before distillation)"
     if args.widen:
@@ -736,7 +751,8 @@ def write_manifest(run: Run, test_accuracy: float) -> dict:
         "init": args.init,
         "init_metadata": init_record(args.init) if args.init else None,
         "teacher": args.teacher,
-        "teacher_metadata": init_record(args.teacher) if args.teacher else None,
+        "teacher_metadata": ({member: init_record(member) for member in bert_teachers(args)
+                              if member != SELF} if args.teacher else None),  # fmt: skip
         "seed": args.seed,
         "command": run.command,
         "max_length": run.preset.max_len,

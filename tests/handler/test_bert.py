@@ -131,9 +131,9 @@ def test_bert_teacher_reads_labels_in_contract_order(tmp_path: Path):
 def test_stacked_checkpoint_is_distilled_and_recorded(
     nsmc_dir: Path, random_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`--stack-layers 2 --teacher <dir> --widen --augment 1` on a 1-layer checkpoint: the
-    separate teacher labels the texts and their word-dropout copies, and a 2-layer model of
-    twice the width is distilled, saved, recorded and served."""
+    """`--stack-layers 2 --teacher <dir>,self --widen --augment 1` on a 1-layer checkpoint: the
+    separate teacher and the model itself label the texts and their word-dropout copies, and a
+    2-layer model of twice the width is distilled, saved, recorded and served."""
     init = ("--preset", "tiny", "--init", str(random_bert_dir))
     for flags in (["--stack-layers", "2"], ["--teacher", str(random_bert_dir)], ["--widen"],
                   ["--augment", "1"]):  # fmt: skip
@@ -141,6 +141,9 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
             train(nsmc_dir, tmp_path / "none", *init, "--distill-epochs", "0", *flags)
     with pytest.raises(ValueError, match="number of copies"):
         train(nsmc_dir, tmp_path / "none", *init, "--augment", "-1")
+    for members in ("self,self", "self,", ","):
+        with pytest.raises(ValueError, match="distinct comma-separated members"):
+            train(nsmc_dir, tmp_path / "none", *init, "--teacher", members)
     assert not (tmp_path / "none").exists()  # refused before any file is written
     teacher_dir = save_checkpoint("bert", tmp_path / "teacher")
     loaded: list[str] = []
@@ -151,21 +154,31 @@ def test_stacked_checkpoint_is_distilled_and_recorded(
         predict = bert_teacher(checkpoint, max_len, device)
         return lambda texts: labelled.append(len(texts)) or predict(texts)
 
+    members: list[int] = []
+    ensemble_proba = train_bert.teachers.ensemble_proba
+
+    def counting_ensemble(teachers, texts):
+        members.append(len(teachers))
+        return ensemble_proba(teachers, texts)
+
     monkeypatch.setattr(train_bert, "bert_teacher", counting_teacher)
-    flags = (*init, "--stack-layers", "2", "--teacher", str(teacher_dir), "--widen",
+    monkeypatch.setattr(train_bert.teachers, "ensemble_proba", counting_ensemble)
+    flags = (*init, "--stack-layers", "2", "--teacher", f"{teacher_dir},self", "--widen",
              "--augment", "1")  # fmt: skip
     metadata = train(nsmc_dir, tmp_path / "out", *flags)
     assert sum(labelled) >= metadata["transfer_texts"] > 0  # transfer, validation, test sets
     assert loaded == [str(teacher_dir)]
-    assert metadata["teacher"] == str(teacher_dir) and metadata["teacher_metadata"] is None
+    assert members == [4, 4, 4]  # char NB, NB-SVM, the teacher, the model itself; 3 sets
+    assert metadata["teacher"] == f"{teacher_dir},self"
+    assert metadata["teacher_metadata"] == {str(teacher_dir): None}  # it has no manifest
     assert metadata["command"].endswith(
-        f"--stack-layers 2 --teacher {teacher_dir} --widen --augment 1")
+        f"--stack-layers 2 --teacher {teacher_dir},self --widen --augment 1")
     assert metadata["augment_copies"] == 1 and "word-dropout copies" in metadata["description"]
     limit = train_bert.PRESETS["tiny"].max_pretrain_texts
     reviews = set(train_bert.read_unlabeled(nsmc_dir / "unlabeled.txt", limit))
     assert metadata["transfer_texts"] > len(reviews)  # the copies were added
     assert metadata["description"].startswith("BERT 2 layers / hidden 32")
-    assert f"(BERT teacher: {teacher_dir})" in metadata["description"]
+    assert f"(BERT teachers: {teacher_dir}, itself)" in metadata["description"]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"]) == (2, 32)
     handler, context = load(tmp_path / "out")
