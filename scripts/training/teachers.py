@@ -47,15 +47,19 @@ def fit_ngram_teachers(
     return teachers
 
 
+def geometric_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Normalised geometric mean of the members' (texts x 2) probabilities, equal weights."""
+    return softmax(np.mean([np.log(np.clip(p, 1e-7, 1.0)) for p in probabilities], axis=0))
+
+
 def ensemble_proba(
     teachers: Sequence[Predict], texts: Sequence[str], chunk: int = 50_000
 ) -> np.ndarray:
-    """Normalised geometric mean of the teachers' probabilities (equal weights, chosen a priori)."""
+    """The teachers' geometric mean (equal weights, chosen a priori), in chunks of texts."""
     out = np.zeros((len(texts), 2), dtype=np.float32)
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])
-        log_mean = np.mean([np.log(np.clip(t(part), 1e-7, 1.0)) for t in teachers], axis=0)
-        out[start : start + len(part)] = softmax(log_mean)
+        out[start : start + len(part)] = geometric_mean([t(part) for t in teachers])
     return out
 
 
