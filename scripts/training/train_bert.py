@@ -271,27 +271,38 @@ def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
     return bert_member(model, tokenizer, max_len, device)
 
 
+class TeacherCacheError(ValueError):
+    """`<work>/teacher.npz` holds the labels of other teachers than the command names."""
+
+
 def teacher_probabilities(
-    load_berts: Sequence[Callable[[], teachers.Predict]], train_set, transfer: Sequence[str],
+    load_berts: dict[str, Callable[[], teachers.Predict]], train_set, transfer: Sequence[str],
     test_texts: Sequence[str], work_dir: Path, validation_texts: Sequence[str] = (),
     ngram_members: Sequence[str] = teachers.DEFAULT_NGRAM_TEACHERS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The teacher ensemble's probabilities (n-gram teachers + the BERT members `load_berts`
-    return) on the transfer set and (for the record) the validation and test sets.
+    names and loads) on the transfer set and (for the record) the validation and test sets.
 
     The BERT members are loaded only when the labels are not cached: a resumed run does not
-    need the teacher checkpoints (nor the hub, for a hub id) again."""
+    need the teacher checkpoints (nor the hub, for a hub id) again. The cache records the
+    members' names, so a rerun that names other teachers is refused, not taught old labels."""
     cache = work_dir / "teacher.npz"
+    members = [*ngram_members, *load_berts]
     if cache.exists():  # resuming
         saved = np.load(cache)
+        if "members" in saved and saved["members"].tolist() != members:  # older caches: none
+            raise TeacherCacheError(
+                f"{cache} holds the labels of {saved['members'].tolist()}, not of {members}: "
+                "rerun with those teachers, or delete it to label with these")  # fmt: skip
         return saved["transfer"], saved["validation"], saved["test"]
     print(f"fitting n-gram teachers, labelling {len(transfer):,} unlabeled reviews ...", flush=True)
     ensemble = teachers.fit_ngram_teachers(*train_set, ngram_members)
-    ensemble += [load() for load in load_berts]
+    ensemble += [load() for load in load_berts.values()]
     transfer_p = teachers.ensemble_proba(ensemble, transfer)
     validation_p = teachers.ensemble_proba(ensemble, validation_texts)
     test_p = teachers.ensemble_proba(ensemble, test_texts)
-    np.savez(cache, transfer=transfer_p, validation=validation_p, test=test_p)
+    np.savez(cache, transfer=transfer_p, validation=validation_p, test=test_p,
+             members=np.array(members))  # fmt: skip
     return transfer_p, validation_p, test_p
 
 
@@ -671,9 +682,9 @@ def label_transfer(run: Run) -> None:
         variants = teachers.word_dropout_copies(transfer, args.augment, seed=args.seed)
         transfer = teachers.transfer_set(transfer + variants, labelled, test_texts)
     max_len, device = run.preset.max_len, run.device
-    load_berts = [partial(bert_member, run.model, run.tokenizer, max_len, device) if member == SELF
-                  else partial(bert_teacher, member, max_len, device)
-                  for member in bert_teachers(args)]  # fmt: skip
+    load_berts = {member: partial(bert_member, run.model, run.tokenizer, max_len, device)
+                  if member == SELF else partial(bert_teacher, member, max_len, device)
+                  for member in bert_teachers(args)}  # fmt: skip
     run.targets, teacher_validation, teacher_test = teacher_probabilities(
         load_berts, run.train_set, transfer, test_texts, run.work_dir, validation[0],
         ngram_members=args.ngram_teachers.split(","),

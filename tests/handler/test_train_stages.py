@@ -140,6 +140,12 @@ def test_each_stage_leaves_its_state(data: Path, tmp_path: Path):
     assert run.targets.shape == (len(run.transfer), 2)
     assert set(run.scores) == {"finetuned_test_accuracy", "finetuned_validation_accuracy",
                                "teacher_validation_accuracy", "teacher_test_accuracy"}
+    cached = train_bert.teacher_probabilities({"self": None}, run.train_set, run.transfer,
+                                              run.test_set[0], run.work_dir)  # fmt: skip
+    assert cached[0].tolist() == run.targets.tolist()  # resumed: read back, nothing loaded
+    with pytest.raises(train_bert.TeacherCacheError, match=r"\['char-nb', 'nbsvm', 'self'\]"):
+        train_bert.teacher_probabilities({"build/other": None}, run.train_set, run.transfer,
+                                          run.test_set[0], run.work_dir)  # fmt: skip
 
     before = run.model
     train_bert.grow(run)  # neither --stack-layers nor --widen: the same model
