@@ -8,9 +8,12 @@ pre-training goes there and back like this:
     # there (scripts/training/gpu_piece.sh): unpack, train_bert --stop-after-minutes, pack
     python -m scripts.training.device_piece unpack <files that came back> build/<run>/work
 
+The same piece carries a run to the next session's machine when build/ does not survive
+(committed under carry/, docs/models/sentiment_bert.md).
+
 A packed run holds its tokenizer, the probe curve and a *light* state: weights, step,
-schedule and random state without Adam's moments (three times the weights' size; the
-loop restarts them, `loop.run_steps`).  Everything goes into one tar, split into chunks,
+schedule and random state without Adam's moments (twice the weights' size; the loop
+restarts them and ramps the rate back up, `loop.run_steps`).  Everything goes into one tar, split into chunks,
 with the whole tar's SHA-256 checked on unpacking.
 """
 

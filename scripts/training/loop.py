@@ -20,6 +20,11 @@ from tqdm import tqdm
 
 # how often a stage writes its resumable state, in seconds of training
 SAVE_EVERY_S = 300
+# steps over which the rate is ramped back up after resuming from a light state (no Adam
+# moments): fresh moments make Adam's first updates about lr per weight whatever the gradient's
+# noise, a jolt at a mid-schedule rate. ~1/(1 - beta2) steps, as long as Adam takes to
+# estimate them again.
+REWARM_STEPS = 1000
 # monotonic time after which a stage saves its state and stops (stop_after); None: never
 _deadline: float | None = None
 
@@ -102,24 +107,34 @@ def run_steps(
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, total_steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup))),
-    )
+    rewarm_from: int | None = None  # the step a light state resumed at
+
+    def rate(s: int) -> float:
+        scale = min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup)))
+        if rewarm_from is not None:
+            scale *= min(1.0, (s - rewarm_from + 1) / REWARM_STEPS)
+        return scale
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     state_path = work_dir / f"{desc}.pt"
     start, prior_seconds = 0, 0.0
     if state_path.exists():
         state = torch.load(state_path, weights_only=False)
         model.load_state_dict(state["model"])
-        if "optimizer" in state:  # a light state (device_piece) restarts Adam's moments
-            optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start, prior_seconds = state["step"], state.get("seconds", 0.0)
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # a light state (device_piece): Adam's moments restart, the rate ramps back
+            rewarm_from = start
+            for group in optimizer.param_groups:
+                group["lr"] = lr * rate(start)
         if "random" in state:
             _restore_random_state(state["random"])
         if order is not None:
             skip(order, start)
-        print(f"resuming {desc} at step {start}/{total_steps}")
+        light = "" if rewarm_from is None else f", Adam restarted, rate ramped over {REWARM_STEPS} steps"
+        print(f"resuming {desc} at step {start}/{total_steps}{light}")
     model.train()
     began = last_save = time.monotonic()
     hook_seconds = 0.0

@@ -125,6 +125,43 @@ def test_generator_samples_follow_its_probabilities():
     assert torch.allclose(drawn, torch.tensor([0.1, 0.6, 0.3, 0.0]), atol=0.02)
 
 
+def test_a_light_state_resumes_with_the_rate_ramped_back(tmp_path: Path, monkeypatch):
+    """A state without Adam's moments (device_piece's light state, which carries a run to
+    another machine) resumes at its step, the rate ramped from near zero back onto the
+    schedule over REWARM_STEPS steps; a full state resumes on the schedule at once."""
+    monkeypatch.setattr(loop, "SAVE_EVERY_S", 0)
+    monkeypatch.setattr(loop, "REWARM_STEPS", 4)
+    rates: list[float] = []
+
+    class RecordingAdamW(torch.optim.AdamW):
+        def step(self, closure=None):
+            rates.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(loop.torch.optim, "AdamW", RecordingAdamW)
+    total, stop_at = 24, 10
+
+    def scheduled(step: int) -> float:  # warm-up of one step, then linear decay
+        return 0.1 * min(step + 1, (total - step) / (total - 1))
+
+    for light in (False, True):
+        work_dir = tmp_path / str(light)
+        work_dir.mkdir()
+        with pytest.raises(Stop):
+            _train_linear(work_dir, total, stop_at=stop_at)
+        state_path = work_dir / "stage.pt"
+        state = torch.load(state_path, weights_only=False)
+        if light:
+            state.pop("optimizer")
+            torch.save(state, state_path)
+        rates.clear()
+        _train_linear(work_dir, total)
+        ramp = [min(1.0, (s - stop_at + 1) / 4) if light else 1.0 for s in range(stop_at, total)]
+        expected = [scheduled(s) * r for s, r in zip(range(stop_at, total), ramp)]
+        assert rates == pytest.approx(expected), light
+    assert rates[0] == pytest.approx(scheduled(stop_at) / 4)
+
+
 def test_a_time_budget_stops_a_stage_with_its_state_saved(tmp_path: Path, monkeypatch):
     """--stop-after-minutes: the stage saves and stops (StageStopped), the rerun finishes it
     with the weights of a run never stopped."""
