@@ -19,14 +19,13 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import yaml
 
-from scripts.inprocess import load_registered
+from scripts.inprocess import load_registered, timed_probabilities
 from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
 from scripts.packaging.bert_onnx import TOLERANCE, export, quantize_int8
 from scripts.packaging.build_archive import ensure_artifacts
@@ -43,13 +42,8 @@ def compare(
     for runtime in (onnx_runtime, "torch"):
         handler = load_registered("sentiment_bert", model_dir, runtime=runtime)
         assert handler.runtime == runtime, f"asked for {runtime}, got {handler.runtime}"
-        started = time.perf_counter()
-        rows = [
-            handler.predict_proba(list(texts[i : i + batch_size]))
-            for i in range(0, len(texts), batch_size)
-        ]
-        result[f"{runtime}_texts_per_s"] = round(len(texts) / (time.perf_counter() - started), 1)
-        probabilities[runtime] = np.concatenate([np.asarray(r, dtype=np.float64) for r in rows])
+        probabilities[runtime], speed = timed_probabilities(handler, texts, batch_size)
+        result[f"{runtime}_texts_per_s"] = round(speed, 1)
         predicted = probabilities[runtime].argmax(axis=1)
         result[f"{runtime}_accuracy"] = round(float((predicted == np.asarray(labels)).mean()), 6)
     onnx, torch_ = probabilities.values()

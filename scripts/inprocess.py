@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import ts
 import yaml
 from ts.context import Context
@@ -26,9 +27,13 @@ METRICS_YAML = Path(ts.__file__).parent / "configs" / "metrics.yaml"
 
 
 def make_context(
-    model_name: str, model_dir: Path, config_yaml: Path | Mapping[str, Any] | None = None
+    model_name: str,
+    model_dir: Path,
+    config_yaml: Path | Mapping[str, Any] | None = None,
+    gpu_id: int | None = None,
 ) -> Context:
-    """A worker's Context for `model_dir`; the config is a model-config.yaml path or its dict."""
+    """A worker's Context for `model_dir`; the config is a model-config.yaml path or its dict.
+    `gpu_id`: the GPU TorchServe would assign the worker (None: a CPU worker)."""
     metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_YAML))
     metrics.initialize_cache()
     if isinstance(config_yaml, Path):
@@ -40,7 +45,7 @@ def make_context(
         str(model_dir),
         None,
         config.get("batchSize", 1),
-        None,
+        gpu_id,
         "0.12.0",
         metrics=metrics,
         model_yaml_config=config,
@@ -61,21 +66,25 @@ def handler_class(handler_file: str) -> type:
 
 
 def load_handler(
-    model_name: str, model_dir: Path, handler_file: str, config: Mapping[str, Any]
+    model_name: str,
+    model_dir: Path,
+    handler_file: str,
+    config: Mapping[str, Any],
+    gpu_id: int | None = None,
 ) -> Any:
     """An initialised handler for the artifacts in `model_dir`, through its own load path."""
     handler = handler_class(handler_file)()
-    handler.initialize(make_context(model_name, model_dir, config))
+    handler.initialize(make_context(model_name, model_dir, config, gpu_id))
     return handler
 
 
-def load_registered(name: str, model_dir: Path, **overrides: Any) -> Any:
+def load_registered(name: str, model_dir: Path, gpu_id: int | None = None, **overrides: Any) -> Any:
     """`name`'s handler on `model_dir`, configured as its archive configures it (the registry's
     model-config.yaml), with `handler:` settings overridden."""
     spec = MODELS[name]
     config = yaml.safe_load(spec.config_file.read_text())
     config["handler"] = {**config.get("handler", {}), **overrides}
-    return load_handler(name, model_dir, spec.handler, config)
+    return load_handler(name, model_dir, spec.handler, config, gpu_id)
 
 
 def load_archive(mar: Path, into: Path, handler_overrides: Mapping[str, Any] = ()) -> Any:
@@ -86,6 +95,19 @@ def load_archive(mar: Path, into: Path, handler_overrides: Mapping[str, Any] = (
     config = yaml.safe_load((into / manifest["configFile"]).read_text())
     config["handler"] = {**config.get("handler", {}), **dict(handler_overrides)}
     return load_handler(manifest["modelName"], into, manifest["handler"], config)
+
+
+def timed_probabilities(
+    handler: Any, texts: Sequence[str], batch_size: int
+) -> tuple[np.ndarray, float]:
+    """The handler's probabilities for `texts` in batches of `batch_size`, and texts/s (after
+    one warm-up batch: a GPU's first call pays for its kernels and allocator)."""
+    handler.predict_proba(list(texts[:batch_size]))
+    started = time.perf_counter()
+    rows = [handler.predict_proba(list(texts[i : i + batch_size]))
+            for i in range(0, len(texts), batch_size)]  # fmt: skip
+    speed = len(texts) / (time.perf_counter() - started)
+    return np.concatenate([np.asarray(r, dtype=np.float64) for r in rows]), speed
 
 
 def texts_per_second(handler: Any, texts: Sequence[str], batch_size: int) -> float:

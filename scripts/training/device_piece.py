@@ -5,6 +5,7 @@ no network: it can bring back at most 8 files of 16 MiB (64 MiB in all).  A piec
 pre-training goes there and back like this:
 
     python -m scripts.training.device_piece data ../shared/nsmc build/device/nsmc    # here
+    python -m scripts.training.device_piece worker build/device/site   # for the handler check
     # there (scripts/training/gpu_piece.sh): unpack, train_bert --stop-after-minutes, pack
     python -m scripts.training.device_piece unpack <files that came back> build/<run>/work
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import shutil
@@ -110,6 +112,21 @@ def pack_data(data_dir: Path, out_dir: Path) -> list[Path]:
     return written
 
 
+def pack_worker(out_dir: Path) -> list[Path]:
+    """TorchServe's Python side (the `ts` package without its Java frontend, ~0.5 MB): what a
+    handler imports, for a machine that has torch but no TorchServe (benchmarks.gpu_handler
+    there, with PYTHONPATH=out_dir). Found without importing it: unpack runs where it is not."""
+    spec = importlib.util.find_spec("ts")
+    if spec is None or spec.origin is None:
+        raise PieceError("TorchServe (the ts package) is not installed here")
+    target = out_dir / "ts"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(Path(spec.origin).parent, target,
+                    ignore=shutil.ignore_patterns("frontend", "__pycache__"))  # fmt: skip
+    return [target]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,12 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = commands.add_parser(name)
         command.add_argument(first, type=Path)
         command.add_argument(second, type=Path)
+    commands.add_parser("worker").add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
             done = [str(p) for p in pack(args.work_dir, args.out_dir)]
         elif args.command == "unpack":
             done = unpack(args.piece_dir, args.work_dir)
+        elif args.command == "worker":
+            done = [str(p) for p in pack_worker(args.out_dir)]
         else:
             done = [str(p) for p in pack_data(args.data_dir, args.out_dir)]
     except PieceError as error:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,16 @@ def test_data_travels_gzipped(tmp_path: Path):
     ]
     # the device tool brings back only names of letters, digits, '.', '_' and '-'
     assert all(re.fullmatch(r"[\w.-]+", p.name) for p in written)
+
+
+def test_the_worker_side_of_torchserve_travels_without_its_frontend(tmp_path: Path):
+    """What the GPU handler check imports on a machine without TorchServe: the ts package,
+    found first on PYTHONPATH, minus the Java frontend (the jar alone is ~45 MB)."""
+    assert device_piece.main(["worker", str(tmp_path / "site")]) == 0
+    site = tmp_path / "site"
+    assert not (site / "ts" / "frontend").exists()
+    code = "import ts, ts.torch_handler.base_handler, ts.context; print(ts.__file__)"
+    found = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(site)},
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert found.stdout.strip().startswith(str(site))
+    assert sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) < 2 * 2**20
