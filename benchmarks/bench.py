@@ -64,7 +64,7 @@ from benchmarks.report import (
     write_report,
 )
 from scripts.inprocess import load_archive, texts_per_second
-from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import read_test_reviews
 from scripts.ops.server import BASE_CONFIG, LOG4J_CONFIG, Ports, TorchServe, read_properties
 from scripts.packaging import build_archive as packaging
 from scripts.packaging.build_archive import ensure_artifacts
@@ -372,8 +372,7 @@ def run(args: argparse.Namespace, artifacts: Mapping[str, Path] | None = None) -
     chosen = [variants[s] for s in args.servers if s not in REFERENCES]
     references = [s for s in args.servers if s in REFERENCES]
     needed = {v.model for v in chosen} | ({"sentiment_fast"} if references else set())
-    (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
-    texts, _ = read_labelled(test_file, LOAD_TEXTS)
+    texts, _ = read_test_reviews(args.data_dir, LOAD_TEXTS)
     sources = {
         model: (artifacts or {}).get(model) or ensure_artifacts(model, args.data_dir)
         for model in needed

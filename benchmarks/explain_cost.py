@@ -23,7 +23,7 @@ from typing import Sequence
 from handlers.contract import Explanation
 from handlers.sentiment_handler import SentimentHandler
 from scripts import inprocess
-from scripts.nsmc import TEST_FILE, read_labelled, resolve_data_dir
+from scripts.nsmc import read_test_reviews
 from scripts.registry import BERT_CHECKPOINT, MODELS
 
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fast", type=Path, default=MODELS["sentiment_fast"].default_artifacts)
     parser.add_argument("--bert", type=Path, default=BERT_CHECKPOINT)
     args = parser.parse_args(argv)
-    texts, _ = read_labelled(resolve_data_dir(args.data_dir) / TEST_FILE, args.texts)
+    texts, _ = read_test_reviews(args.data_dir, args.texts)
     runs = [
         ("sentiment_fast", args.fast, {}),
         ("sentiment_bert", args.bert, {"explain_method": "gradient_x_input"}),

@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from scripts.inprocess import load_registered, timed_probabilities
-from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import DataNotFoundError, read_test_reviews
 from scripts.registry import BERT_CHECKPOINT
 
 # (setting, the worker's gpu_id, handler.fp16); the first is the reference the others are
@@ -76,11 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the result here (YAML)")
     args = parser.parse_args(argv)
     try:
-        (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
+        texts, labels = read_test_reviews(args.data_dir, args.rows)
     except DataNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    texts, labels = read_labelled(test_file, args.rows)
+        parser.error(str(err))  # exits 2, after the usage line
     result = {"texts": len(texts), "batch_size": args.batch_size, "torch": str(torch.__version__),
               "settings": measure(args.artifacts, texts, labels, args.batch_size)}  # fmt: skip
     report = yaml.safe_dump(result, sort_keys=False).strip()

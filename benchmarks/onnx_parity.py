@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from scripts.inprocess import load_registered, timed_probabilities
-from scripts.nsmc import TEST_FILE, DataNotFoundError, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import DataNotFoundError, read_test_reviews
 from scripts.packaging.bert_onnx import TOLERANCE, export, quantize_int8
 from scripts.packaging.build_archive import ensure_artifacts
 
@@ -63,11 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
+        texts, labels = read_test_reviews(args.data_dir, args.rows)
     except DataNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    texts, labels = read_labelled(test_file, args.rows)
     with tempfile.TemporaryDirectory(prefix="bert-onnx-") as tmp:
         model_dir = Path(tmp)
         source = args.artifacts or ensure_artifacts("sentiment_bert", args.data_dir)

@@ -29,7 +29,7 @@ import psutil
 
 from benchmarks.bench import VARIANTS, build_variants, parse_variant, torchserve, torchserve_targets
 from benchmarks.loadgen import BenchError, wrk_script
-from scripts.nsmc import TEST_FILE, ensure_files, read_labelled, resolve_data_dir
+from scripts.nsmc import read_test_reviews
 from scripts.packaging.build_archive import ensure_artifacts
 
 # (category, substrings of a stack), the first that matches a sampled stack counts it
@@ -98,8 +98,7 @@ def record(pids: Sequence[int], seconds: int, out: Path) -> list[Path]:
 def profile(args: argparse.Namespace, work: Path) -> Counter:
     """Serve args.server, load it with wrk, sample its workers; samples per category."""
     variant = {**VARIANTS, **{v.label: v for v in args.variant}}[args.server]
-    (test_file,) = ensure_files(resolve_data_dir(args.data_dir), [TEST_FILE])
-    texts, _ = read_labelled(test_file, 2000)
+    texts, _ = read_test_reviews(args.data_dir, 2000)
     sources = {variant.model: ensure_artifacts(variant.model, args.data_dir)}
     build_variants([variant], sources, work / "store", work)
     with torchserve(work / "store", [variant.label], variant.ts_props, work) as server:

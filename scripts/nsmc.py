@@ -87,6 +87,13 @@ def read_labelled(
     return texts, labels
 
 
+
+def read_test_reviews(data_dir: str | os.PathLike | None, max_rows: int | None = None) -> Labelled:
+    """The test file's first `max_rows` reviews, cleaned, from `data_dir` (flag, $NSMC_DIR or
+    the default); DataNotFoundError, saying how to get it, where it is missing."""
+    (test_file,) = ensure_files(resolve_data_dir(data_dir), [TEST_FILE])
+    return read_labelled(test_file, max_rows)
+
 def run_cli(train: Callable[[], object]) -> int:
     """Run a training entry point: missing data is one line on stderr and exit 2, no traceback."""
     try:
