@@ -112,8 +112,4 @@ def timed_probabilities(
 
 def texts_per_second(handler: Any, texts: Sequence[str], batch_size: int) -> float:
     """predict_proba throughput over `texts` in batches of `batch_size` (no server)."""
-    handler.predict_proba(list(texts[:batch_size]))  # warm-up
-    started = time.perf_counter()
-    for start in range(0, len(texts), batch_size):
-        handler.predict_proba(list(texts[start : start + batch_size]))
-    return len(texts) / (time.perf_counter() - started)
+    return timed_probabilities(handler, texts, batch_size)[1]
