@@ -5,7 +5,11 @@ thousand steps, the sequences and tokens seen, the training minutes and a linear
 validation accuracy; a finished run's metadata.json adds its fine-tuned and distilled
 validation (and final test) figures.  The report is generated, never edited by hand:
 
-    .venv/bin/python -m scripts.training.pretrain_report build/bert_electra build/bert_mlm
+    .venv/bin/python -m scripts.training.pretrain_report build/bert_long
+
+Run directories live in build/, which a new machine does not have, so every run the report has
+seen is also kept in pretraining.json beside it (committed): a run named on the command line
+replaces its record, and the recorded runs whose directories are gone stay in the report.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from scripts.training.pretraining import read_curve
 
 REPORT = ROOT / "docs" / "models" / "pretraining.md"
 PLOT = REPORT.with_suffix(".png")
+RECORD_SUFFIX = ".json"
 FINAL_KEYS = ("finetuned_validation_accuracy", "validation_accuracy", "test_accuracy")
 
 
@@ -81,7 +86,9 @@ def markdown(runs: Sequence[dict], command: str) -> str:
         "Probe: logistic regression on the frozen encoder's mean-pooled states, fitted on 20,000 "
         "fit rows and scored on the validation split (10,033 reviews); it ranks what pre-training "
         "gave an encoder, the fine-tuned and distilled figures are the final word. Minutes are "
-        "training time on the machine that ran it (2 CPU cores unless the command says a GPU).",
+        "training time on the machine that ran it (2 CPU cores unless the command says a GPU). "
+        f"Runs not named in the command come from [{REPORT.with_suffix(RECORD_SUFFIX).name}]"
+        f"({REPORT.with_suffix(RECORD_SUFFIX).name}), the record of every run this report has read.",
         "",
         "| run | objective | step | sequences | tokens | minutes | probe validation |",
         "|---|---|---|---|---|---|---|",
@@ -105,10 +112,21 @@ def markdown(runs: Sequence[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def merge_with_record(runs: Sequence[dict], record_path: Path) -> list[dict]:
+    """The recorded runs, each replaced by the live run of the same name; new runs appended."""
+    recorded = json.loads(record_path.read_text()) if record_path.exists() else []
+    live = {run["name"]: run for run in runs}
+    merged = [live.pop(run["name"], run) for run in recorded]
+    return merged + list(live.values())
+
+
 def write_report(run_dirs: Sequence[Path], command: str, out: Path = REPORT) -> Path:
-    runs = [read_run(run_dir) for run_dir in run_dirs]
-    if not any(run["curve"] for run in runs):
+    live = [run for run in map(read_run, run_dirs) if run["curve"]]
+    if not live:
         raise ValueError("no run has a probe curve yet (work/pretrain_curve.jsonl)")
+    record = out.with_suffix(RECORD_SUFFIX)
+    runs = merge_with_record(live, record)
+    record.write_text(json.dumps(runs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     out.write_text(markdown(runs, command), encoding="utf-8")
     plot_curves(runs, out.with_suffix(".png"))
     return out

@@ -43,3 +43,17 @@ def test_no_curve_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
     (tmp_path / "empty" / "work").mkdir(parents=True)
     assert main([str(tmp_path / "empty")]) == 2
     assert "no run has a probe curve" in capsys.readouterr().err
+
+
+def test_runs_whose_directories_are_gone_stay_in_the_report(tmp_path: Path):
+    """build/ does not survive a new machine: the committed record keeps what was measured."""
+    old = _run(tmp_path / "a", "old", "mlm", [0.70, 0.72], {"test_accuracy": 0.88})
+    long = _run(tmp_path / "a", "long", "mlm", [0.71], {})
+    out = tmp_path / "pretraining.md"
+    write_report([old, long], "cmd", out)
+    long_again = _run(tmp_path / "b", "long", "mlm", [0.71, 0.74], {})  # a new machine
+    text = write_report([long_again], "cmd", out).read_text()
+    assert "| old | mlm | 200 |" in text and "| old |  |  | 88.00 % |" in text
+    assert "| long | mlm | 200 | 12,800 | 300,000 | 3.0 | 74.00 % |" in text  # replaced, not doubled
+    assert text.count("| long | mlm | 100 |") == 1
+    assert [run["name"] for run in json.loads(out.with_suffix(".json").read_text())] == ["old", "long"]
