@@ -39,8 +39,10 @@ COMPONENTS = (FAST, BERT)
 CASCADE_CONFIG = MODELS["sentiment"].config_file
 #: the choice's constraints: at most this share of texts to BERT, and within this accuracy of
 #: the best point that meets it (10 of 10k validation reviews: noise), the cheapest point
-MAX_BERT_SHARE = 0.5
+MAX_BERT_SHARE = 0.3
 TOLERANCE = 0.001
+#: what the cascade is for (issue 29): the best Korean review classifier on two cores
+TARGET_ACCURACY = 0.893
 
 
 @dataclass(frozen=True)
@@ -327,11 +329,14 @@ def cascade_report(data_dir: Path, command: str) -> Path:
                      f"{reliability(s.calibrated, s.labels).ece:.4f} | {share} |")  # fmt: skip
     lines.append(f"| **cascade (chosen)** | **{chosen.accuracy:.2%}** | {chosen.ece:.4f} | "
                  f"**{chosen.share:.1%}** |")  # fmt: skip
-    met = chosen.accuracy >= better and chosen.share <= MAX_BERT_SHARE
+    goal = max(better, TARGET_ACCURACY)
+    met = chosen.accuracy >= goal and chosen.share <= MAX_BERT_SHARE
+    shortfall = "" if met else f", {100 * (chosen.accuracy - goal):+.2f} pt"
     lines += [
         "",
-        f"Goal (at least as accurate as the better single model, {better:.2%}, with at most "
-        f"{MAX_BERT_SHARE:.0%} of the texts sent to BERT): **{'met' if met else 'NOT met'}**.",
+        f"Goal (at least {TARGET_ACCURACY:.1%} and at least the better single model, "
+        f"{better:.2%}, with at most {MAX_BERT_SHARE:.0%} of the texts sent to BERT): "
+        f"**{'met' if met else 'NOT met'}**{shortfall}.",
         "",
         f"Sweep of thresholds at bert_weight {configured.bert_weight:g} (threshold 0: fast "
         "alone; above 1: both models for every text):",
