@@ -26,7 +26,7 @@ from scripts.training.pretraining import read_curve
 
 REPORT = ROOT / "docs" / "models" / "pretraining.md"
 PLOT = REPORT.with_suffix(".png")
-RECORD_SUFFIX = ".json"
+RECORD = REPORT.with_suffix(".json")
 FINAL_KEYS = ("finetuned_validation_accuracy", "validation_accuracy", "test_accuracy")
 
 
@@ -87,8 +87,8 @@ def markdown(runs: Sequence[dict], command: str) -> str:
         "fit rows and scored on the validation split (10,033 reviews); it ranks what pre-training "
         "gave an encoder, the fine-tuned and distilled figures are the final word. Minutes are "
         "training time on the machine that ran it (2 CPU cores unless the command says a GPU). "
-        f"Runs not named in the command come from [{REPORT.with_suffix(RECORD_SUFFIX).name}]"
-        f"({REPORT.with_suffix(RECORD_SUFFIX).name}), the record of every run this report has read.",
+        f"Runs not named in the command come from [{RECORD.name}]({RECORD.name}), the record "
+        "of every run this report has read.",
         "",
         "| run | objective | step | sequences | tokens | minutes | probe validation |",
         "|---|---|---|---|---|---|---|",
@@ -124,7 +124,7 @@ def write_report(run_dirs: Sequence[Path], command: str, out: Path = REPORT) -> 
     live = [run for run in map(read_run, run_dirs) if run["curve"]]
     if not live:
         raise ValueError("no run has a probe curve yet (work/pretrain_curve.jsonl)")
-    record = out.with_suffix(RECORD_SUFFIX)
+    record = out.with_suffix(RECORD.suffix)
     runs = merge_with_record(live, record)
     record.write_text(json.dumps(runs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     out.write_text(markdown(runs, command), encoding="utf-8")
