@@ -11,11 +11,16 @@ The probe (logistic regression on the frozen encoder's mean-pooled states, fitte
 of the fit rows and scored on the validation split) is cheap enough to run every few
 thousand steps; its figures go to `<work>/pretrain_curve.jsonl`.  It ranks encoders by what
 pre-training gave them; the fine-tuned accuracy is the final word.
+
+Masked-LM pre-training can also continue an earlier run (`Origin`): its encoder, tokenizer and
+place in the batch stream, with a fresh warm-up and decay over the new steps, so compute can
+be added to a finished run instead of starting over (its schedule has already decayed to 0).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +30,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import BertConfig, BertForMaskedLM, BertModel, ElectraConfig, ElectraForMaskedLM
 
-from scripts.training.loop import batches, encode, pad, run_steps
+from scripts.training.loop import batches, encode, pad, run_steps, skip
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 OBJECTIVES = ("mlm", "electra")
@@ -39,6 +44,45 @@ class Probe:
 
     fit: tuple[Sequence[str], Sequence[int]]
     validation: tuple[Sequence[str], Sequence[int]]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a continued pre-training starts: the last point of an earlier run's curve (its
+    steps, sequences, tokens and minutes, which the new points count on from) and its encoder
+    (`<work>/mlm`, a BertForMaskedLM with its head) and tokenizer."""
+
+    work_dir: Path
+    step: int = 0
+    sequences: int = 0
+    tokens: int = 0
+    minutes: float = 0.0
+
+    @classmethod
+    def read(cls, work_dir: Path) -> "Origin":
+        """The earlier run's finished masked-LM pre-training, or a ValueError that says what is
+        missing (before any file of the new run is written)."""
+        curve = read_curve(work_dir)
+        missing = [name for name in ("mlm/config.json", "tokenizer/tokenizer.json")
+                   if not (work_dir / name).exists()]  # fmt: skip
+        if missing or not curve:
+            raise ValueError(f"{work_dir} is not a finished masked-LM pre-training: it lacks "
+                             f"{', '.join(missing or [CURVE_FILE])}")  # fmt: skip
+        last = curve[-1]
+        return cls(work_dir, last["step"], last["sequences"], last["tokens"], last["minutes"])
+
+    def check(self, preset) -> None:
+        """The encoder must be the preset's size: the later stages and the manifest read it."""
+        config = BertConfig.from_pretrained(self.work_dir / "mlm")
+        have = (config.hidden_size, config.num_hidden_layers, config.num_attention_heads)
+        want = (preset.hidden, preset.layers, preset.heads)
+        if preset.objective != "mlm" or have != want:
+            raise ValueError(f"{self.work_dir}: continues masked-LM pre-training of hidden/layers/"
+                             f"heads {have}; the preset asks {preset.objective} of {want}")
+
+    def copy_tokenizer(self, tokenizer_dir: Path) -> None:
+        if not (tokenizer_dir / "tokenizer.json").exists():
+            shutil.copytree(self.work_dir / "tokenizer", tokenizer_dir, dirs_exist_ok=True)
 
 
 def mask_tokens(
@@ -154,9 +198,10 @@ def probe_accuracy(encoder, tokenizer, probe: Probe, max_len: int) -> float:
 
 
 def curve_recorder(encoder, tokenizer, preset, probe: Probe | None, work_dir: Path,
-                   tokens_per_step: float):  # fmt: skip
+                   tokens_per_step: float, origin: Origin = Origin(Path())):  # fmt: skip
     """An `after_step` hook: every `preset.probe_every` steps (and at the end) append
-    step, sequences, tokens, minutes, objective and probe accuracy to the curve file."""
+    step, sequences, tokens, minutes, objective and probe accuracy to the curve file, counted
+    on from `origin` when the run continues an earlier one."""
 
     def record(step: int, seconds: float) -> None:
         done = step + 1
@@ -164,9 +209,10 @@ def curve_recorder(encoder, tokenizer, preset, probe: Probe | None, work_dir: Pa
         if probe is None or not (due or done == preset.pretrain_steps):
             return
         entry = {
-            "objective": preset.objective, "step": done,
-            "sequences": done * preset.pretrain_batch, "tokens": round(done * tokens_per_step),
-            "minutes": round(seconds / 60, 1),
+            "objective": preset.objective, "step": origin.step + done,
+            "sequences": origin.sequences + done * preset.pretrain_batch,
+            "tokens": origin.tokens + round(done * tokens_per_step),
+            "minutes": round(origin.minutes + seconds / 60, 1),
             "probe_validation_accuracy": round(probe_accuracy(encoder, tokenizer, probe,
                                                               preset.max_len), 4),
         }  # fmt: skip
@@ -190,14 +236,20 @@ def read_curve(work_dir: Path) -> list[dict]:
 
 
 def pretrain(tokenizer, texts: Sequence[str], preset, work_dir: Path, device,
-             probe: Probe | None = None) -> Path:  # fmt: skip
-    """Pre-train with `preset.objective`; returns the directory of the encoder (a BERT)."""
+             probe: Probe | None = None, origin: Origin | None = None) -> Path:  # fmt: skip
+    """Pre-train with `preset.objective`, from scratch or on from `origin` (its batches skipped:
+    the stream goes on where that run stopped); returns the directory of the encoder (a BERT)."""
     if preset.objective not in OBJECTIVES:
         raise ValueError(f"objective {preset.objective!r}: one of {', '.join(OBJECTIVES)}")
     ids = encode(tokenizer, texts, preset.max_len)
     order = batches([len(i) for i in ids], preset.pretrain_batch, seed=preset.stage_seed(1))
     tokens_per_step = preset.pretrain_batch * float(np.mean([len(i) for i in ids]))
-    if preset.objective == "mlm":
+    if origin is not None:
+        origin.check(preset)
+        skip(order, origin.step)
+        model = BertForMaskedLM.from_pretrained(origin.work_dir / "mlm").to(device)
+        encoder, out_dir = model.bert, work_dir / "mlm"
+    elif preset.objective == "mlm":
         model = BertForMaskedLM(bert_config(tokenizer, preset)).to(device)
         encoder, out_dir = model.bert, work_dir / "mlm"
     else:
@@ -215,7 +267,8 @@ def pretrain(tokenizer, texts: Sequence[str], preset, work_dir: Path, device,
         masked = labels != -100  # the MLM head on masked positions only (~7x cheaper here)
         return torch.nn.functional.cross_entropy(model.cls(hidden[masked]), labels[masked])
 
-    record = curve_recorder(encoder, tokenizer, preset, probe, work_dir, tokens_per_step)
+    record = curve_recorder(encoder, tokenizer, preset, probe, work_dir, tokens_per_step,
+                            origin or Origin(work_dir))  # fmt: skip
     run_steps(model, step_loss, preset.pretrain_steps, preset.pretrain_lr, work_dir, "pretrain",
               record, order)  # fmt: skip
     (model if preset.objective == "mlm" else encoder).to("cpu").save_pretrained(out_dir)

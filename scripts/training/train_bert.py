@@ -17,6 +17,7 @@ classification checkpoint instead:
     python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --stack-layers 4
     python -m scripts.training.train_bert --init <small dir> --finetune-epochs 0 --teacher <big dir>
     python -m scripts.training.train_bert --init <dir> --finetune-epochs 0 --widen
+    python -m scripts.training.train_bert --pretrain-from build/bert_long/work --pretrain-steps 24000
 
 Every stage checkpoints into `<out>/work/` and a rerun resumes from there, in the middle of a
 stage too.  `run_stages` runs one function per stage (prepare, build_encoder, fine_tune,
@@ -81,6 +82,7 @@ from scripts.training.pretraining import (
     OBJECTIVES,
     PROBE_TRAIN_ROWS,
     SPECIAL_TOKENS,
+    Origin,
     Probe,
     pretrain,
     read_curve,
@@ -467,7 +469,8 @@ SELF = "self"
 # Recorded even at their defaults: a default may change later, a checkpoint's recipe may not.
 ALWAYS_RECORDED = ("preset", "seed")
 # Options that replace a field of the preset (same name).
-PRESET_OVERRIDES = ("finetune_epochs", "distill_epochs", "order_seed", "objective")
+PRESET_OVERRIDES = ("finetune_epochs", "distill_epochs", "order_seed", "objective",
+                    "pretrain_steps", "pretrain_lr")
 MODULE = "scripts.training.train_bert"
 
 
@@ -486,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="batch order of every stage (default 0: the historical order)")
     parser.add_argument("--objective", choices=OBJECTIVES,
                         help="pre-training objective (default: the preset's)")
+    parser.add_argument("--pretrain-from", type=Path, metavar="WORK_DIR",
+                        help="an earlier run's work dir: masked-LM pre-training continues from "
+                        "its encoder and tokenizer, with a fresh warm-up and decay over "
+                        "--pretrain-steps more steps, its batch stream going on where it stopped")
+    parser.add_argument("--pretrain-steps", type=int, help="override the preset")
+    parser.add_argument("--pretrain-lr", type=float, help="override the preset (peak rate)")
     parser.add_argument("--stop-after-minutes", type=float, metavar="M",
                         help="save the running stage's state after M minutes and exit 3; "
                         "the same command resumes (a GPU piece, a run cut to a session)")
@@ -609,6 +618,10 @@ def check(args: argparse.Namespace, preset: Preset) -> None:
         raise ValueError(f"--teacher takes distinct comma-separated members, not {args.teacher!r}")
     if args.augment < 0:
         raise ValueError(f"--augment takes a number of copies (>= 0), not {args.augment}")
+    if args.pretrain_from and args.init:
+        raise ValueError("--pretrain-from continues pre-training, which --init skips: one of them")
+    if args.pretrain_from:
+        Origin.read(args.pretrain_from).check(preset)
 
 
 def prepare(args: argparse.Namespace) -> Run:
@@ -653,12 +666,16 @@ def build_encoder(run: Run) -> None:
         corpus = run.unlabeled + run.train_set[0][:limit]
         run.pretrain_texts = len(corpus)
         tokenizer_dir = run.work_dir / "tokenizer"
+        origin = Origin.read(run.args.pretrain_from) if run.args.pretrain_from else None
+        if origin:  # the earlier run's vocabulary: its embeddings are indexed by it
+            origin.copy_tokenizer(tokenizer_dir)
         if (tokenizer_dir / "tokenizer.json").exists():  # resuming
             run.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:
             run.tokenizer = train_tokenizer(corpus, run.preset.vocab_size, tokenizer_dir)
         probe = Probe(tuple(part[:PROBE_TRAIN_ROWS] for part in run.train_set), run.validation_set)
-        encoder_dir = pretrain(run.tokenizer, corpus, run.preset, run.work_dir, run.device, probe)
+        encoder_dir = pretrain(run.tokenizer, corpus, run.preset, run.work_dir, run.device, probe,
+                               origin)  # fmt: skip
         run.model = classifier(encoder_dir)
     run.model.to(run.device)
 
@@ -732,6 +749,8 @@ def description(run: Run) -> str:
     objective = objectives[run.preset.objective]
     origin = (f"fine-tuned from {args.init}" if args.init else
               f"WordPiece + {objective} pre-training on NSMC text")  # fmt: skip
+    if args.pretrain_from:
+        origin += f" (continued from {args.pretrain_from}'s encoder)"
     if run.distilling:
         origin += ", distilled from an n-gram + BERT ensemble on unlabeled reviews"
     if args.teacher:
@@ -772,6 +791,7 @@ def write_manifest(run: Run, test_accuracy: float) -> dict:
         "validation_rows": len(run.validation_set[0]),
         "test_rows": len(run.test_set[0]),
         "pretrain_texts": run.pretrain_texts,
+        "pretrain_from": str(args.pretrain_from) if args.pretrain_from else None,
         "pretrain_curve": read_curve(work_dir),
         "stage_minutes": stage_minutes(work_dir, ("pretrain", "finetune", "distill")),
         "transfer_texts": len(run.transfer),

@@ -29,7 +29,8 @@ MANIFEST_KEYS = [
     "finetuned_validation_accuracy", "teacher_validation_accuracy", "teacher_test_accuracy",
     "validation_accuracy", "preset", "preset_settings", "init", "init_metadata", "teacher",
     "teacher_metadata", "seed", "command", "max_length", "train_rows", "train_part",
-    "validation_rows", "test_rows", "pretrain_texts", "pretrain_curve", "stage_minutes",
+    "validation_rows", "test_rows", "pretrain_texts", "pretrain_from", "pretrain_curve",
+    "stage_minutes",
     "transfer_texts", "augment_copies", "train_file_sha256", "test_file_sha256",
     "training_seconds", "device", "versions", "created_at", "calibration", "artifact_sha256",
 ]  # fmt: skip
@@ -58,10 +59,11 @@ def parsed(*argv: str):
 @pytest.mark.parametrize("argv", [
     [],
     ["--preset", "tiny", "--seed", "42", "--teacher", "/x/teacher_0", "--out", "build/e"],
-    ["--pre=tiny", "--init", "a dir", "--distill-epochs", "0", "--finetune-epochs", "0.5",
+    ["--pres=tiny", "--init", "a dir", "--distill-epochs", "0", "--finetune-epochs", "0.5",
      "--data-dir", "d", "--stop-after-minutes", "5", "--order-seed", "0", "--threads", "1"],
     ["--objective", "electra", "--stack-layers", "4", "--widen", "--augment", "2", "--seed", "7"],
     ["--ngram-teachers", "nbsvm", "--init", "ckpt", "--finetune-epochs", "0"],
+    ["--pretrain-from", "build/a run/work", "--pretrain-steps", "24000", "--pretrain-lr", "2.5e-4"],
 ])  # fmt: skip
 def test_recorded_command_is_what_argparse_parsed(argv: list[str]):
     """Parsed again, the recorded command gives the same options, less where the run reads and
@@ -208,3 +210,65 @@ def test_a_run_stopped_in_each_stage_ends_as_one_never_stopped(
     figures = [json.loads((tmp_path / run / "metadata.json").read_text()) for run in runs]
     for key in ("test_accuracy", "validation_accuracy", "teacher_test_accuracy", "command"):
         assert figures[0][key] == figures[1][key]
+
+
+def test_pretraining_continues_from_an_earlier_runs_encoder(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`--pretrain-from`: the earlier run's tokenizer and masked-LM encoder (at rate 0 the
+    weights come out as they went in), its batch stream skipped to where it stopped, and the
+    curve counted on from its last point."""
+    first = train_bert.prepare(parsed("--data-dir", str(data), "--out", str(tmp_path / "first"),
+                                      "--preset", PRESET))  # fmt: skip
+    train_bert.build_encoder(first)
+    earlier = pretraining.read_curve(first.work_dir)[-1]
+    skipped = []
+    real_skip = pretraining.skip
+    monkeypatch.setattr(pretraining, "skip", lambda order, n: skipped.append(n) or real_skip(order, n))
+    runs = {}
+    for lr in ("0", "0.002"):
+        argv = ["--data-dir", str(data), "--out", str(tmp_path / f"lr{lr}"), "--preset", PRESET,
+                "--pretrain-from", str(first.work_dir), "--pretrain-steps", "4", "--pretrain-lr", lr]
+        run = runs[lr] = train_bert.prepare(parsed(*argv))
+        assert run.preset.pretrain_steps == 4 and f"--pretrain-from {first.work_dir}" in run.command
+        train_bert.build_encoder(run)
+    assert skipped == [earlier["step"]] * 2
+    tokenizer = (first.work_dir / "tokenizer" / "tokenizer.json").read_bytes()
+    weights = {name: load_file(run.work_dir / "mlm" / "model.safetensors") for name, run in
+               [("first", first), *runs.items()]}  # fmt: skip
+    for name, run in runs.items():
+        assert (run.work_dir / "tokenizer" / "tokenizer.json").read_bytes() == tokenizer
+        curve = pretraining.read_curve(run.work_dir)
+        assert [point["step"] for point in curve] == [earlier["step"] + 3, earlier["step"] + 4]
+        assert curve[-1]["sequences"] == earlier["sequences"] + 4 * run.preset.pretrain_batch
+        assert curve[0]["tokens"] > earlier["tokens"] and curve[0]["minutes"] >= earlier["minutes"]
+    same = [torch.equal(weights["first"][key], weights[lr][key]) for lr in runs for key in
+            weights["first"]]  # fmt: skip
+    half = len(same) // 2
+    assert all(same[:half]) and not all(same[half:])
+    assert "continued from" in train_bert.description(runs["0.002"])
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--init", "some/checkpoint"], "--init skips"),
+    (["--objective", "electra"], "the preset asks electra"),
+])  # fmt: skip
+def test_pretrain_from_is_refused_before_any_file_is_written(
+    data: Path, tmp_path: Path, extra: list[str], message: str
+):
+    first = train_bert.prepare(parsed("--data-dir", str(data), "--out", str(tmp_path / "first"),
+                                      "--preset", PRESET))  # fmt: skip
+    train_bert.build_encoder(first)
+    out = tmp_path / "second"
+    argv = ["--data-dir", str(data), "--out", str(out), "--preset", PRESET,
+            "--pretrain-from", str(first.work_dir), *extra]  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        train_bert.prepare(parsed(*argv))
+    assert not out.exists()
+
+
+def test_pretrain_from_names_what_the_directory_lacks(tmp_path: Path):
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "tokenizer" / "tokenizer.json").write_text("{}")
+    with pytest.raises(ValueError, match="lacks mlm/config.json"):
+        pretraining.Origin.read(tmp_path)
