@@ -37,7 +37,8 @@ import torch
 CHUNK_BYTES = 15 * 2**20  # under the 16 MiB a file may have on the way back
 MANIFEST = "piece.json"
 STAGES = ("pretrain", "finetune", "distill")
-KEPT = ("tokenizer", "pretrain_curve.jsonl", "distill_validation.jsonl", "teacher.npz")
+KEPT = ("tokenizer", "pretrain_curve.jsonl", "pretrain_origin.json", "distill_validation.jsonl",
+        "teacher.npz")
 DATA_FILES = ("ratings_train.txt", "ratings_test.txt", "unlabeled.txt")
 
 

@@ -35,6 +35,9 @@ from scripts.training.loop import batches, encode, pad, run_steps, skip
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 OBJECTIVES = ("mlm", "electra")
 CURVE_FILE = "pretrain_curve.jsonl"
+# a continued run's origin, recorded in its own work dir when it starts: a resumed run (on a
+# machine where the earlier run's directory did not survive) needs only its own state
+ORIGIN_FILE = "pretrain_origin.json"
 PROBE_TRAIN_ROWS = 20_000
 
 
@@ -59,6 +62,23 @@ class Origin:
     minutes: float = 0.0
 
     @classmethod
+    def of_run(cls, work_dir: Path, source: Path) -> "Origin":
+        """The origin of the run in `work_dir` that continues `source`: as recorded when the run
+        started (`ORIGIN_FILE`), else read from `source` now, its tokenizer copied and the
+        record written."""
+        record = work_dir / ORIGIN_FILE
+        if record.exists():
+            fields = json.loads(record.read_text(encoding="utf-8"))
+            return cls(**{**fields, "work_dir": Path(fields["work_dir"])})
+        origin = cls.read(source)
+        tokenizer_dir = work_dir / "tokenizer"
+        if not (tokenizer_dir / "tokenizer.json").exists():
+            shutil.copytree(source / "tokenizer", tokenizer_dir, dirs_exist_ok=True)
+        fields = {**origin.__dict__, "work_dir": str(source)}
+        record.write_text(json.dumps(fields) + "\n", encoding="utf-8")
+        return origin
+
+    @classmethod
     def read(cls, work_dir: Path) -> "Origin":
         """The earlier run's finished masked-LM pre-training, or a ValueError that says what is
         missing (before any file of the new run is written)."""
@@ -79,10 +99,6 @@ class Origin:
         if preset.objective != "mlm" or have != want:
             raise ValueError(f"{self.work_dir}: continues masked-LM pre-training of hidden/layers/"
                              f"heads {have}; the preset asks {preset.objective} of {want}")
-
-    def copy_tokenizer(self, tokenizer_dir: Path) -> None:
-        if not (tokenizer_dir / "tokenizer.json").exists():
-            shutil.copytree(self.work_dir / "tokenizer", tokenizer_dir, dirs_exist_ok=True)
 
 
 def mask_tokens(
@@ -245,9 +261,12 @@ def pretrain(tokenizer, texts: Sequence[str], preset, work_dir: Path, device,
     order = batches([len(i) for i in ids], preset.pretrain_batch, seed=preset.stage_seed(1))
     tokens_per_step = preset.pretrain_batch * float(np.mean([len(i) for i in ids]))
     if origin is not None:
-        origin.check(preset)
         skip(order, origin.step)
-        model = BertForMaskedLM.from_pretrained(origin.work_dir / "mlm").to(device)
+        if (work_dir / "pretrain.pt").exists():  # resuming: the weights come from its state
+            model = BertForMaskedLM(bert_config(tokenizer, preset)).to(device)
+        else:
+            origin.check(preset)
+            model = BertForMaskedLM.from_pretrained(origin.work_dir / "mlm").to(device)
         encoder, out_dir = model.bert, work_dir / "mlm"
     elif preset.objective == "mlm":
         model = BertForMaskedLM(bert_config(tokenizer, preset)).to(device)

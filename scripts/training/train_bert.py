@@ -80,6 +80,7 @@ from scripts.training.loop import (
 )
 from scripts.training.pretraining import (
     OBJECTIVES,
+    ORIGIN_FILE,
     PROBE_TRAIN_ROWS,
     SPECIAL_TOKENS,
     Origin,
@@ -620,7 +621,7 @@ def check(args: argparse.Namespace, preset: Preset) -> None:
         raise ValueError(f"--augment takes a number of copies (>= 0), not {args.augment}")
     if args.pretrain_from and args.init:
         raise ValueError("--pretrain-from continues pre-training, which --init skips: one of them")
-    if args.pretrain_from:
+    if args.pretrain_from and not (Path(args.out) / "work" / ORIGIN_FILE).exists():
         Origin.read(args.pretrain_from).check(preset)
 
 
@@ -666,9 +667,8 @@ def build_encoder(run: Run) -> None:
         corpus = run.unlabeled + run.train_set[0][:limit]
         run.pretrain_texts = len(corpus)
         tokenizer_dir = run.work_dir / "tokenizer"
-        origin = Origin.read(run.args.pretrain_from) if run.args.pretrain_from else None
-        if origin:  # the earlier run's vocabulary: its embeddings are indexed by it
-            origin.copy_tokenizer(tokenizer_dir)
+        source = run.args.pretrain_from  # its vocabulary too: its embeddings are indexed by it
+        origin = Origin.of_run(run.work_dir, source) if source else None
         if (tokenizer_dir / "tokenizer.json").exists():  # resuming
             run.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:

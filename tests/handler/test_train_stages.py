@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -265,6 +266,33 @@ def test_pretrain_from_is_refused_before_any_file_is_written(
     with pytest.raises(ValueError, match=message):
         train_bert.prepare(parsed(*argv))
     assert not out.exists()
+
+
+def test_a_continued_run_resumes_without_the_run_it_continues(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Stopped mid-pre-training and resumed on a machine where the earlier run's directory did
+    not survive (only the new run's work dir, e.g. unpacked from carry/), a continued run ends
+    with the weights and curve of one never stopped: it recorded its origin when it started."""
+    first = train_bert.prepare(parsed("--data-dir", str(data), "--out", str(tmp_path / "first"),
+                                      "--preset", PRESET))  # fmt: skip
+    train_bert.build_encoder(first)
+    argv = ["--data-dir", str(data), "--preset", PRESET, "--pretrain-from", str(first.work_dir),
+            "--pretrain-steps", "4", "--distill-epochs", "0"]  # fmt: skip
+    assert train_bert.main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    stopped = [*argv, "--out", str(tmp_path / "stopped")]
+    with monkeypatch.context() as patch:
+        stopping_in("pretrain", 2, patch)
+        assert train_bert.main(stopped) == train_bert.STOPPED_EXIT
+    shutil.move(first.out_dir, tmp_path / "gone")
+    assert train_bert.main(stopped) == 0
+    runs = ("whole", "stopped")
+    whole, resumed = (load_file(tmp_path / run / "model.safetensors") for run in runs)
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)
+    curves = [pretraining.read_curve(tmp_path / run / "work") for run in runs]
+    assert [p["step"] for p in curves[1]] == [p["step"] for p in curves[0]] == [9, 10]
+    figures = [json.loads((tmp_path / run / "metadata.json").read_text()) for run in runs]
+    assert figures[0]["pretrain_from"] == figures[1]["pretrain_from"] == str(first.work_dir)
 
 
 def test_pretrain_from_names_what_the_directory_lacks(tmp_path: Path):
