@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from scripts.registry import ROOT
-from scripts.training.pretraining import read_curve
+from scripts.training.pretraining import ORIGIN_FILE, read_curve
 
 REPORT = ROOT / "docs" / "models" / "pretraining.md"
 PLOT = REPORT.with_suffix(".png")
@@ -46,12 +46,26 @@ def runnable(command: str | None, run_dir: Path) -> str | None:
 
 
 def read_run(run_dir: Path) -> dict:
-    """A run's curve, and its manifest's figures when it has finished."""
+    """A run's curve, the run it continues (`--pretrain-from`: its name and the step it went on
+    from), and its manifest's figures when it has finished."""
     manifest_path = run_dir / "metadata.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    origin_path = run_dir / "work" / ORIGIN_FILE
+    origin = json.loads(origin_path.read_text()) if origin_path.exists() else None
     return {"name": run_dir.name, "curve": read_curve(run_dir / "work"),
+            "continues": origin and {"run": Path(origin["work_dir"]).parent.name,
+                                     "step": origin["step"]},
             "final": {key: manifest[key] for key in FINAL_KEYS if key in manifest},
             "command": runnable(manifest.get("command"), run_dir)}  # fmt: skip
+
+
+def drawn_curve(run: dict, runs: Sequence[dict]) -> list[dict]:
+    """A run's points, a continued run's starting at the point it went on from (so its line
+    joins the earlier run's) when that run is in the report."""
+    continues = run.get("continues")
+    earlier = [point for other in runs if continues and other["name"] == continues["run"]
+               for point in other["curve"] if point["step"] == continues["step"]]  # fmt: skip
+    return earlier[:1] + run["curve"]
 
 
 def plot_curves(runs: Sequence[dict], out: Path) -> None:
@@ -63,8 +77,9 @@ def plot_curves(runs: Sequence[dict], out: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.4))
     for run in runs:
         if run["curve"]:
-            tokens = [point["tokens"] / 1e6 for point in run["curve"]]
-            accuracy = [100 * point["probe_validation_accuracy"] for point in run["curve"]]
+            curve = drawn_curve(run, runs)
+            tokens = [point["tokens"] / 1e6 for point in curve]
+            accuracy = [100 * point["probe_validation_accuracy"] for point in curve]
             objective = run["curve"][0]["objective"]
             axis.plot(tokens, accuracy, "o-", label=f"{run['name']} ({objective})")
     axis.set(xlabel="pre-training tokens (millions)", ylabel="linear probe, validation (%)",
@@ -100,6 +115,13 @@ def markdown(runs: Sequence[dict], command: str) -> str:
                 f"{point['sequences']:,} | {point['tokens']:,} | {point['minutes']} | "
                 f"{100 * point['probe_validation_accuracy']:.2f} % |"
             )
+    continued = [run for run in runs if run.get("continues")]
+    if continued:
+        lines.append("")
+    for run in continued:
+        lines.append(f"{run['name']} continues {run['continues']['run']}'s masked LM from step "
+                     f"{run['continues']['step']:,} (`--pretrain-from`: its encoder, a fresh "
+                     "warm-up and decay); its steps, tokens and minutes count on from there.")
     finished = [run for run in runs if run["final"]]
     if finished:
         lines += ["", "| run | fine-tuned, validation | distilled, validation | test | command |",

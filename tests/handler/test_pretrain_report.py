@@ -57,3 +57,25 @@ def test_runs_whose_directories_are_gone_stay_in_the_report(tmp_path: Path):
     assert "| long | mlm | 200 | 12,800 | 300,000 | 3.0 | 74.00 % |" in text  # replaced, not doubled
     assert text.count("| long | mlm | 100 |") == 1
     assert [run["name"] for run in json.loads(out.with_suffix(".json").read_text())] == ["old", "long"]
+
+
+def test_a_continued_run_counts_on_from_the_run_it_continues(tmp_path: Path, monkeypatch):
+    """Its line starts at the earlier run's point it went on from; the report says which."""
+    from scripts.training import pretrain_report
+
+    long = _run(tmp_path, "long", "mlm", [0.70, 0.72], {})
+    more = _run(tmp_path, "more", "mlm", [], {})
+    points = [{"objective": "mlm", "step": 300, "sequences": 19200, "tokens": 450_000,
+               "minutes": 4.5, "probe_validation_accuracy": 0.74}]  # fmt: skip
+    (more / "work" / "pretrain_curve.jsonl").write_text(json.dumps(points[0]) + "\n")
+    origin = {"work_dir": str(long / "work"), "step": 200, "sequences": 12800, "tokens": 300_000,
+              "minutes": 3.0}  # fmt: skip
+    (more / "work" / "pretrain_origin.json").write_text(json.dumps(origin))
+    drawn = {}
+    real = pretrain_report.drawn_curve
+    monkeypatch.setattr(pretrain_report, "drawn_curve",
+                        lambda run, runs: drawn.setdefault(run["name"], real(run, runs)))
+    text = write_report([long, more], "cmd", tmp_path / "pretraining.md").read_text()
+    assert "more continues long's masked LM from step 200" in text
+    assert [point["step"] for point in drawn["more"]] == [200, 300]
+    assert [point["step"] for point in drawn["long"]] == [100, 200]
