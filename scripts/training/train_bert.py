@@ -181,6 +181,14 @@ PRESETS = {
     "cpu-4x128-long": dataclasses.replace(
         CPU, vocab_size=32000, layers=4, pretrain_steps=96000, distill_epochs=2, probe_every=6000
     ),
+    # a teacher, not a served model (so free of the serving floor): 6 layers / 256, 2.6x the
+    # parameters of cpu-4x128, 48k masked-LM steps x 64 (1.9 steps/s on 2 threads: ~7 h,
+    # resumable across sessions). The 4 x 128 student ends at its teachers' level, and the best
+    # teachers so far were NB-SVM plus a model of the student's own size.
+    "cpu-6x256-teacher": dataclasses.replace(
+        CPU, vocab_size=32000, hidden=256, layers=6, heads=4, pretrain_steps=48000,
+        distill_epochs=2, probe_every=6000,
+    ),  # fmt: skip
     # a CPU student with 4x the capacity of `cpu` (4 layers / 256): pre-training over ~0.8
     # epochs of the reviews, one fine-tuning epoch, then 3 distillation epochs. Hours on 2
     # cores: every stage resumes from <out>/work/, so it may run over several sessions.
