@@ -62,15 +62,18 @@ class Origin:
     minutes: float = 0.0
 
     @classmethod
-    def of_run(cls, work_dir: Path, source: Path) -> "Origin":
+    def of_run(cls, work_dir: Path, source: Path, preset) -> "Origin":
         """The origin of the run in `work_dir` that continues `source`: as recorded when the run
-        started (`ORIGIN_FILE`), else read from `source` now, its tokenizer copied and the
-        record written."""
+        started (`ORIGIN_FILE`), else read from `source` and checked against `preset` now (a
+        ValueError before any file is written), then its tokenizer copied (its embeddings are
+        indexed by that vocabulary) and the record written."""
         record = work_dir / ORIGIN_FILE
         if record.exists():
             fields = json.loads(record.read_text(encoding="utf-8"))
             return cls(**{**fields, "work_dir": Path(fields["work_dir"])})
         origin = cls.read(source)
+        origin.check(preset)
+        work_dir.mkdir(parents=True, exist_ok=True)
         tokenizer_dir = work_dir / "tokenizer"
         if not (tokenizer_dir / "tokenizer.json").exists():
             shutil.copytree(source / "tokenizer", tokenizer_dir, dirs_exist_ok=True)
@@ -214,7 +217,7 @@ def probe_accuracy(encoder, tokenizer, probe: Probe, max_len: int) -> float:
 
 
 def curve_recorder(encoder, tokenizer, preset, probe: Probe | None, work_dir: Path,
-                   tokens_per_step: float, origin: Origin = Origin(Path())):  # fmt: skip
+                   tokens_per_step: float, origin: Origin):  # fmt: skip
     """An `after_step` hook: every `preset.probe_every` steps (and at the end) append
     step, sequences, tokens, minutes, objective and probe accuracy to the curve file, counted
     on from `origin` when the run continues an earlier one."""
@@ -262,14 +265,11 @@ def pretrain(tokenizer, texts: Sequence[str], preset, work_dir: Path, device,
     tokens_per_step = preset.pretrain_batch * float(np.mean([len(i) for i in ids]))
     if origin is not None:
         skip(order, origin.step)
-        if (work_dir / "pretrain.pt").exists():  # resuming: the weights come from its state
-            model = BertForMaskedLM(bert_config(tokenizer, preset)).to(device)
-        else:
-            origin.check(preset)
-            model = BertForMaskedLM.from_pretrained(origin.work_dir / "mlm").to(device)
-        encoder, out_dir = model.bert, work_dir / "mlm"
-    elif preset.objective == "mlm":
-        model = BertForMaskedLM(bert_config(tokenizer, preset)).to(device)
+    if preset.objective == "mlm":
+        # a resumed run's weights come from its state, so only a first start loads the origin's
+        fresh = origin is None or (work_dir / "pretrain.pt").exists()
+        model = (BertForMaskedLM(bert_config(tokenizer, preset)) if fresh else
+                 BertForMaskedLM.from_pretrained(origin.work_dir / "mlm")).to(device)  # fmt: skip
         encoder, out_dir = model.bert, work_dir / "mlm"
     else:
         model = Electra(tokenizer, preset).to(device)

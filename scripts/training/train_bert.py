@@ -80,7 +80,6 @@ from scripts.training.loop import (
 )
 from scripts.training.pretraining import (
     OBJECTIVES,
-    ORIGIN_FILE,
     PROBE_TRAIN_ROWS,
     SPECIAL_TOKENS,
     Origin,
@@ -182,7 +181,7 @@ PRESETS = {
         CPU, vocab_size=32000, layers=4, pretrain_steps=96000, distill_epochs=2, probe_every=6000
     ),
     # a teacher, not a served model (so free of the serving floor): 6 layers / 256, 2.6x the
-    # parameters of cpu-4x128, 48k masked-LM steps x 64 (1.9 steps/s on 2 threads: ~7 h,
+    # parameters of cpu-4x128, 48k masked-LM steps x 64 (2.5 steps/s on 2 threads: ~5.3 h,
     # resumable across sessions). The 4 x 128 student ends at its teachers' level, and the best
     # teachers so far were NB-SVM plus a model of the student's own size.
     "cpu-6x256-teacher": dataclasses.replace(
@@ -581,6 +580,7 @@ class Run:
     test_set: Labelled
     unlabeled: list[str]
     started: float
+    origin: Origin | None = None  # `--pretrain-from`: where pre-training goes on from
     tokenizer: PreTrainedTokenizerFast | None = None
     model: PreTrainedModel | None = None
     pretrain_texts: int = 0
@@ -629,8 +629,6 @@ def check(args: argparse.Namespace, preset: Preset) -> None:
         raise ValueError(f"--augment takes a number of copies (>= 0), not {args.augment}")
     if args.pretrain_from and args.init:
         raise ValueError("--pretrain-from continues pre-training, which --init skips: one of them")
-    if args.pretrain_from and not (Path(args.out) / "work" / ORIGIN_FILE).exists():
-        Origin.read(args.pretrain_from).check(preset)
 
 
 def prepare(args: argparse.Namespace) -> Run:
@@ -640,8 +638,10 @@ def prepare(args: argparse.Namespace) -> Run:
     seed_everything(args.seed)
     preset = preset_of(args)
     check(args, preset)
+    work_dir = Path(args.out) / "work"
+    origin = Origin.of_run(work_dir, args.pretrain_from, preset) if args.pretrain_from else None
     device = pick_device()
-    (Path(args.out) / "work").mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
     data_dir = resolve_data_dir(args.data_dir)
     train_path, test_path = ensure_files(data_dir)
     train_set = read_labelled(train_path, preset.max_train_rows, part="fit")
@@ -653,7 +653,7 @@ def prepare(args: argparse.Namespace) -> Run:
     unlabeled = (read_unlabeled_required(data_dir, preset.max_pretrain_texts)
                  if needs_unlabeled else [])  # fmt: skip
     return Run(args, preset, recorded_command(args), data_dir, device, train_path, test_path,
-               train_set, validation_set, test_set, unlabeled, started)  # fmt: skip
+               train_set, validation_set, test_set, unlabeled, started, origin)  # fmt: skip
 
 
 def classifier(source: str | Path, **kwargs) -> PreTrainedModel:
@@ -675,15 +675,13 @@ def build_encoder(run: Run) -> None:
         corpus = run.unlabeled + run.train_set[0][:limit]
         run.pretrain_texts = len(corpus)
         tokenizer_dir = run.work_dir / "tokenizer"
-        source = run.args.pretrain_from  # its vocabulary too: its embeddings are indexed by it
-        origin = Origin.of_run(run.work_dir, source) if source else None
         if (tokenizer_dir / "tokenizer.json").exists():  # resuming
             run.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:
             run.tokenizer = train_tokenizer(corpus, run.preset.vocab_size, tokenizer_dir)
         probe = Probe(tuple(part[:PROBE_TRAIN_ROWS] for part in run.train_set), run.validation_set)
         encoder_dir = pretrain(run.tokenizer, corpus, run.preset, run.work_dir, run.device, probe,
-                               origin)  # fmt: skip
+                               run.origin)  # fmt: skip
         run.model = classifier(encoder_dir)
     run.model.to(run.device)
 
