@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from scripts.registry import ROOT
-from scripts.training.pretraining import ORIGIN_FILE, read_curve
+from scripts.training.pretraining import OBJECTIVES, ORIGIN_FILE, encoder_size, read_curve
 
 REPORT = ROOT / "docs" / "models" / "pretraining.md"
 PLOT = REPORT.with_suffix(".png")
@@ -45,14 +45,30 @@ def runnable(command: str | None, run_dir: Path) -> str | None:
     return command
 
 
+def saved_encoder_size(work_dir: Path) -> str:
+    """The size of the encoder a run's pre-training saved ("" while it is still running): the
+    curve points written before 2026-12-07 do not name it."""
+    for objective in OBJECTIVES:
+        config = work_dir / objective / "config.json"
+        if config.exists():
+            fields = json.loads(config.read_text())
+            return encoder_size(fields["num_hidden_layers"], fields["hidden_size"])
+    return ""
+
+
 def read_run(run_dir: Path) -> dict:
-    """A run's curve, the run it continues (`--pretrain-from`: its name and the step it went on
-    from), and its manifest's figures when it has finished."""
+    """A run's curve (each point with its encoder's size), the run it continues
+    (`--pretrain-from`: its name and the step it went on from), and its manifest's figures
+    when it has finished."""
     manifest_path = run_dir / "metadata.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     origin_path = run_dir / "work" / ORIGIN_FILE
     origin = json.loads(origin_path.read_text()) if origin_path.exists() else None
-    return {"name": run_dir.name, "curve": read_curve(run_dir / "work"),
+    curve = read_curve(run_dir / "work")
+    if any("encoder" not in point for point in curve):
+        size = saved_encoder_size(run_dir / "work")
+        curve = [{"encoder": size, **point} for point in curve]
+    return {"name": run_dir.name, "curve": curve,
             "continues": origin and {"run": Path(origin["work_dir"]).parent.name,
                                      "step": origin["step"]},
             "final": {key: manifest[key] for key in FINAL_KEYS if key in manifest},
@@ -80,8 +96,9 @@ def plot_curves(runs: Sequence[dict], out: Path) -> None:
             curve = drawn_curve(run, runs)
             tokens = [point["tokens"] / 1e6 for point in curve]
             accuracy = [100 * point["probe_validation_accuracy"] for point in curve]
-            objective = run["curve"][0]["objective"]
-            axis.plot(tokens, accuracy, "o-", label=f"{run['name']} ({objective})")
+            last = run["curve"][-1]
+            about = ", ".join(filter(None, (last.get("encoder"), last["objective"])))
+            axis.plot(tokens, accuracy, "o-", label=f"{run['name']} ({about})")
     axis.set(xlabel="pre-training tokens (millions)", ylabel="linear probe, validation (%)",
              title="What pre-training gave the encoder, by compute")  # fmt: skip
     axis.grid(alpha=0.3)
@@ -101,17 +118,20 @@ def markdown(runs: Sequence[dict], command: str) -> str:
         "Probe: logistic regression on the frozen encoder's mean-pooled states, fitted on 20,000 "
         "fit rows and scored on the validation split (10,033 reviews); it ranks what pre-training "
         "gave an encoder, the fine-tuned and distilled figures are the final word. Minutes are "
-        "training time on the machine that ran it (2 CPU cores unless the command says a GPU). "
+        "training time on the machine that ran it (2 CPU cores unless the command says a GPU); "
+        "a token costs a larger encoder more, so compare sizes by minutes, not tokens. "
         f"Runs not named in the command come from [{RECORD.name}]({RECORD.name}), the record "
         "of every run this report has read.",
         "",
-        "| run | objective | step | sequences | tokens | minutes | probe validation |",
-        "|---|---|---|---|---|---|---|",
+        "| run | encoder (layers x hidden) | objective | step | sequences | tokens | minutes | "
+        "probe validation |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         for point in run["curve"]:
             lines.append(
-                f"| {run['name']} | {point['objective']} | {point['step']:,} | "
+                f"| {run['name']} | {point.get('encoder', '')} | {point['objective']} | "
+                f"{point['step']:,} | "
                 f"{point['sequences']:,} | {point['tokens']:,} | {point['minutes']} | "
                 f"{100 * point['probe_validation_accuracy']:.2f} % |"
             )

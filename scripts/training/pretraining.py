@@ -216,11 +216,16 @@ def probe_accuracy(encoder, tokenizer, probe: Probe, max_len: int) -> float:
     return float(np.mean(classifier.predict(validation) == np.asarray(probe.validation[1])))
 
 
+def encoder_size(layers: int, hidden: int) -> str:
+    """How the curve and its report name an encoder's size, e.g. "4 x 128"."""
+    return f"{layers} x {hidden}"
+
+
 def curve_recorder(encoder, tokenizer, preset, probe: Probe | None, work_dir: Path,
                    tokens_per_step: float, origin: Origin):  # fmt: skip
     """An `after_step` hook: every `preset.probe_every` steps (and at the end) append
-    step, sequences, tokens, minutes, objective and probe accuracy to the curve file, counted
-    on from `origin` when the run continues an earlier one."""
+    step, sequences, tokens, minutes, objective, encoder size and probe accuracy to the curve
+    file, counted on from `origin` when the run continues an earlier one."""
 
     def record(step: int, seconds: float) -> None:
         done = step + 1
@@ -228,7 +233,8 @@ def curve_recorder(encoder, tokenizer, preset, probe: Probe | None, work_dir: Pa
         if probe is None or not (due or done == preset.pretrain_steps):
             return
         entry = {
-            "objective": preset.objective, "step": origin.step + done,
+            "objective": preset.objective, "encoder": encoder_size(preset.layers, preset.hidden),
+            "step": origin.step + done,
             "sequences": origin.sequences + done * preset.pretrain_batch,
             "tokens": origin.tokens + round(done * tokens_per_step),
             "minutes": round(origin.minutes + seconds / 60, 1),

@@ -86,6 +86,7 @@ def test_electra_pretraining_leaves_a_bert_encoder_and_its_curve(tokenizer, tmp_
     curve = read_curve(tmp_path)
     assert [point["step"] for point in curve] == [2, 4]
     assert all(point["objective"] == "electra" and point["tokens"] > 0 for point in curve)
+    assert all(point["encoder"] == f"{preset.layers} x {preset.hidden}" for point in curve)
     assert all(0.0 <= point["probe_validation_accuracy"] <= 1.0 for point in curve)
     trained = model.bert.embeddings.word_embeddings.weight
     fresh = AutoModelForSequenceClassification.from_config(model.config)
