@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from scripts.registry import ROOT
-from scripts.training.pretraining import OBJECTIVES, ORIGIN_FILE, encoder_size, read_curve
+from scripts.training.pretraining import ORIGIN_FILE, encoder_size, read_curve, saved_encoder
 
 REPORT = ROOT / "docs" / "models" / "pretraining.md"
 PLOT = REPORT.with_suffix(".png")
@@ -48,12 +48,11 @@ def runnable(command: str | None, run_dir: Path) -> str | None:
 def saved_encoder_size(work_dir: Path) -> str:
     """The size of the encoder a run's pre-training saved ("" while it is still running): the
     curve points written before 2026-12-07 do not name it."""
-    for objective in OBJECTIVES:
-        config = work_dir / objective / "config.json"
-        if config.exists():
-            fields = json.loads(config.read_text())
-            return encoder_size(fields["num_hidden_layers"], fields["hidden_size"])
-    return ""
+    encoder = saved_encoder(work_dir)
+    if encoder is None:
+        return ""
+    fields = json.loads((encoder / "config.json").read_text())
+    return encoder_size(fields["num_hidden_layers"], fields["hidden_size"])
 
 
 def read_run(run_dir: Path) -> dict:

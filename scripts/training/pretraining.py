@@ -216,6 +216,13 @@ def probe_accuracy(encoder, tokenizer, probe: Probe, max_len: int) -> float:
     return float(np.mean(classifier.predict(validation) == np.asarray(probe.validation[1])))
 
 
+def saved_encoder(work_dir: Path) -> Path | None:
+    """The encoder a run's pre-training saved (`<work>/mlm` or `<work>/electra`, as `pretrain`
+    names it by objective); None while pre-training is still running."""
+    return next((work_dir / objective for objective in OBJECTIVES
+                 if (work_dir / objective / "config.json").exists()), None)  # fmt: skip
+
+
 def encoder_size(layers: int, hidden: int) -> str:
     """How the curve and its report name an encoder's size, e.g. "4 x 128"."""
     return f"{layers} x {hidden}"

@@ -29,7 +29,7 @@ from handlers.artifacts import METADATA_FILE, sha256_of
 from scripts.nsmc import resolve_data_dir
 from scripts.registry import find_artifacts
 from scripts.training.evaluate import CACHE, score, split_rows
-from scripts.training.pretraining import OBJECTIVES
+from scripts.training.pretraining import saved_encoder
 from scripts.training.teachers import geometric_mean
 from scripts.training.train_bert import predict_proba
 
@@ -49,8 +49,7 @@ def finetuned_probabilities(work_dir: Path, texts: list[str], max_len: int = MAX
     cached = CACHE / f"finetuned-validation-{key}.npy"
     if cached.exists():
         return np.load(cached)
-    encoder = next(work_dir / name for name in OBJECTIVES if (work_dir / name / "config.json").exists())
-    config = AutoConfig.from_pretrained(encoder, num_labels=2)
+    config = AutoConfig.from_pretrained(saved_encoder(work_dir), num_labels=2)
     model = AutoModelForSequenceClassification.from_config(config)
     model.load_state_dict(torch.load(state, weights_only=False)["model"])
     tokenizer = AutoTokenizer.from_pretrained(work_dir / "tokenizer")
