@@ -29,7 +29,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import (
@@ -40,6 +40,7 @@ from handlers.artifacts import (
     MissingArtifactError,
 )
 from handlers.bert_settings import BertSettings, position_limit
+from handlers.bert_weights import load_classifier
 from handlers.contract import (
     Explanation,
     RequestError,
@@ -167,7 +168,7 @@ class SentimentBertHandler(SentimentHandler):
                     "`build_archive sentiment_bert --runtime torch` or without --runtime",
                     code=501,
                 )
-            model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
+            model = load_classifier(self.model_dir)
             if self.device.type == "cuda" and self.fp16:
                 model = model.half()
             self._torch_model = model.to(self.device).eval()

@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import (
@@ -36,6 +36,7 @@ from handlers.artifacts import (
     remove_artifacts,
 )
 from handlers.bert_settings import RUNTIMES, position_limit
+from handlers.bert_weights import load_classifier
 from handlers.scoring import softmax
 from scripts.packaging.bert_checkpoint import ensure_manifest
 
@@ -96,7 +97,7 @@ def export(model_dir: Path) -> dict:
     """Write model_dir/model.onnx, prove it matches torch on SAMPLE, record it in metadata.json."""
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = load_classifier(model_dir).eval()
     encoded = _encode(model, tokenizer, SAMPLE[:2])
     names = forward_inputs(model, encoded)
     encoded = {name: encoded[name] for name in names}

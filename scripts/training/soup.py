@@ -23,9 +23,10 @@ from typing import Sequence
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from handlers.artifacts import BERT_FILES, METADATA_FILE, sha256_of, write_metadata
+from handlers.bert_weights import load_classifier
 from scripts.nsmc import ensure_files, read_labelled, resolve_data_dir, run_cli
 from scripts.training.calibrate import calibrate
 from scripts.training.train_bert import (
@@ -124,7 +125,7 @@ def greedy_soup(
     """The averaged model with what it was made of and its validation accuracy
     (`ingredients` have passed `check_compatible`)."""
     tokenizer = AutoTokenizer.from_pretrained(ingredients[0].directory)
-    model = AutoModelForSequenceClassification.from_pretrained(ingredients[0].directory).eval()
+    model = load_classifier(ingredients[0].directory).eval()
 
     def score(weights: dict[str, torch.Tensor]) -> float:
         model.load_state_dict(weights)  # strict: a missing tensor must fail

@@ -49,7 +49,6 @@ import torch
 import transformers
 from tokenizers import BertWordPieceTokenizer
 from transformers import (
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerFast,
@@ -57,6 +56,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from handlers.artifacts import BERT_FILES, sha256_of, write_metadata
+from handlers.bert_weights import load_classifier
 from handlers.contract import LABELS, label_columns
 from handlers.text import clean_text
 from scripts.nsmc import (
@@ -280,7 +280,7 @@ def bert_teacher(checkpoint: str, max_len: int, device) -> teachers.Predict:
     """A separate BERT member (`--teacher`), e.g. a larger model trained on a GPU, whose
     knowledge a CPU-sized student is distilled from."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+    model = load_classifier(checkpoint).to(device).eval()
     return bert_member(model, tokenizer, max_len, device)
 
 
@@ -660,8 +660,9 @@ def prepare(args: argparse.Namespace) -> Run:
 
 
 def classifier(source: str | Path, **kwargs) -> PreTrainedModel:
-    """A two-label classifier in the contract's label order, from a checkpoint or an encoder."""
-    return AutoModelForSequenceClassification.from_pretrained(
+    """A two-label classifier in the contract's label order, from a checkpoint or an encoder,
+    in float32 (a hub checkpoint saved in half precision must not be fine-tuned in it)."""
+    return load_classifier(
         source, num_labels=2, id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)}, **kwargs,
     )  # fmt: skip
