@@ -11,6 +11,10 @@ and the reviews only one of them gets right decide, by an exact two-sided binomi
 McNemar) test.  ratings_test.txt gives the final figure and never decides: a choice made on
 the test set makes its figure optimistic.  The new manifest records the decision under
 `promotion` and the checkpoint it replaced under `replaced`.
+
+`--half` commits the weights in fp16, half the bytes (a 6 x 256 is 52 MB in fp32, over the
+limit); the handler, the ONNX export and fine-tuning load them in float32
+(handlers/bert_weights.py).  The fp16 copy is what is scored on validation and committed.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from scipy.stats import binomtest
 
 from handlers.artifacts import (
@@ -31,7 +37,9 @@ from handlers.artifacts import (
     TamperedArtifactError,
     load_verified_metadata,
     update_metadata,
+    write_metadata,
 )
+from handlers.bert_weights import load_classifier
 from scripts.nsmc import resolve_data_dir
 from scripts.registry import BERT_CHECKPOINT
 from scripts.training.evaluate import score
@@ -105,7 +113,21 @@ def check_size(source: Path) -> None:
     size = sum((source / name).stat().st_size for name in (*BERT_FILES, METADATA_FILE))
     if size > MAX_BYTES:
         raise TooLargeError(f"{source} holds {size / 2**20:.1f} MiB of checkpoint files; "
-                            f"the committed one may hold {MAX_BYTES / 2**20:.0f} MiB")  # fmt: skip
+                            f"the committed one may hold {MAX_BYTES / 2**20:.0f} MiB (--half "
+                            "stores the weights in fp16, half the bytes)")  # fmt: skip
+
+
+def halved(source: Path, out: Path) -> Path:
+    """A copy of the verified checkpoint `source` with its weights stored in fp16 and a manifest
+    that hashes the new files and says so (`weights_stored`)."""
+    metadata = load_verified_metadata(source, BERT_FILES)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BERT_FILES:
+        shutil.copy2(source / name, out / name)
+    load_classifier(source).to(torch.float16).save_pretrained(out)  # weights and config.json
+    metadata.pop("artifact_sha256")
+    write_metadata(out, {**metadata, "weights_stored": "float16"}, BERT_FILES)
+    return out
 
 
 def decide(source: Path, target: Path, data_dir: Path, alpha: float, force: bool) -> dict:
@@ -138,9 +160,14 @@ def promote(
     data_dir: Path | str | None = None,
     alpha: float = ALPHA,
     force: bool = False,
+    half: bool = False,
 ) -> dict:
-    """Copy `source`'s checkpoint files over `target`'s and return the new manifest."""
+    """Copy `source`'s checkpoint files (`half`: an fp16 copy of them) over `target`'s and
+    return the new manifest."""
     load_verified_metadata(source, BERT_FILES)
+    if half:
+        with tempfile.TemporaryDirectory(prefix="promote-fp16-") as stage:
+            return promote(halved(source, Path(stage)), target, data_dir, alpha, force)
     check_size(source)
     if not (target / METADATA_FILE).exists():  # nothing committed yet: nothing to beat
         return replace(source, target, {"promotion": {"decided_on": "no committed checkpoint"}})
@@ -189,9 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="replace even when not better on validation (to restore one); "
                              "it says that it overrode")  # fmt: skip
+    parser.add_argument("--half", action="store_true",
+                        help="commit the weights in fp16 (half the bytes; served in float32); "
+                             "the fp16 copy is what is scored and committed")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        metadata = promote(args.source, args.target, args.data_dir, args.alpha, args.force)
+        metadata = promote(args.source, args.target, args.data_dir, args.alpha, args.force,
+                           args.half)  # fmt: skip
     except (NotBetterError, TooLargeError, FileNotFoundError, TamperedArtifactError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

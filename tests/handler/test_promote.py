@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from handlers.artifacts import BERT_FILES, METADATA_FILE, write_metadata
+from handlers.artifacts import BERT_FILES, METADATA_FILE, load_verified_metadata, write_metadata
+from scripts.inprocess import load_registered
 from scripts.nsmc import TEST_FILE, TRAIN_FILE, is_validation
 from scripts.packaging.promote_checkpoint import NotBetterError, promote
 from scripts.training import evaluate
@@ -71,3 +72,29 @@ def test_better_on_validation_is_promoted_and_the_worse_one_refused(
     with pytest.raises(NotBetterError, match="b = 0, .* c = 0, exact binomial p = 1 "):
         promote(positive, target, positive_nsmc)  # the very same weights
     assert json.loads((target / METADATA_FILE).read_text())["command"] == "always 1"
+
+
+def test_half_commits_the_fp16_copy_it_scored(
+    random_bert_dir: Path, positive_nsmc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """--half: the weights are committed in fp16 (half the bytes), hashed anew, and the
+    copy that was scored on validation is the one committed; the source is left as it was."""
+    monkeypatch.setattr(evaluate, "CACHE", tmp_path / "cache")
+    target = shutil.copytree(constant(random_bert_dir, tmp_path / "negative", 0),
+                             tmp_path / "committed")  # fmt: skip
+    positive = constant(random_bert_dir, tmp_path / "positive", 1)
+    before = (positive / "model.safetensors").read_bytes()
+
+    metadata = promote(positive, target, positive_nsmc, half=True)
+    assert metadata["weights_stored"] == "float16"
+    assert metadata["promotion"]["validation_accuracy_new"] == 1.0
+    committed = load_file(target / "model.safetensors")
+    assert {tensor.dtype for tensor in committed.values()} == {torch.float16}
+    original = load_file(positive / "model.safetensors")
+    assert (target / "model.safetensors").stat().st_size < 0.6 * len(before)
+    for name, tensor in original.items():
+        torch.testing.assert_close(committed[name].float(), tensor, atol=1e-2, rtol=1e-3)
+    load_verified_metadata(target, BERT_FILES)  # the new hashes match the committed files
+    assert (positive / "model.safetensors").read_bytes() == before
+    handler = load_registered("sentiment_bert", target, runtime="torch")
+    assert {p.dtype for p in handler.model.parameters()} == {torch.float32}
