@@ -32,6 +32,7 @@ REPORT = ROOT / "docs" / "performance" / "half_precision.md"
 HALVES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 BATCH = 16
 REPEATS = 3
+MAX_TOKENS = 64  # sentiment_bert's model-config.yaml max_length
 
 
 def positive_rate(model: PreTrainedModel, batches: Sequence[dict]) -> tuple[np.ndarray, float]:
@@ -51,17 +52,20 @@ def positive_rate(model: PreTrainedModel, batches: Sequence[dict]) -> tuple[np.n
 def measure(checkpoint: Path, texts: Sequence[str]) -> list[dict]:
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     batches = [tokenizer(list(texts[i : i + BATCH]), padding=True, truncation=True,
-                         max_length=64, return_tensors="pt") for i in range(0, len(texts), BATCH)]  # fmt: skip
+                         max_length=MAX_TOKENS, return_tensors="pt")
+               for i in range(0, len(texts), BATCH)]  # fmt: skip
     reference, speed = positive_rate(load_classifier(checkpoint).eval(), batches)
     rows = [{"stored": "fp32", "loaded": "float32", "texts_s": speed, "max_dp": 0.0}]
     for name, dtype in HALVES.items():
         with tempfile.TemporaryDirectory() as copy:
             load_classifier(checkpoint).to(dtype).save_pretrained(copy)
-            for loaded, model in (("as stored", AutoModelForSequenceClassification.from_pretrained(copy)),
-                                  ("float32", load_classifier(copy))):  # fmt: skip
+            as_stored = AutoModelForSequenceClassification.from_pretrained(copy)
+            for loaded, model in (("as stored", as_stored), ("float32", load_classifier(copy))):
                 p, speed = positive_rate(model.eval(), batches)
-                rows.append({"stored": name, "loaded": f"{loaded} ({next(model.parameters()).dtype})",
-                             "texts_s": speed, "max_dp": float(np.abs(p - reference).max())})  # fmt: skip
+                dtype_loaded = next(model.parameters()).dtype
+                difference = float(np.abs(p - reference).max())
+                rows.append({"stored": name, "loaded": f"{loaded} ({dtype_loaded})",
+                             "texts_s": speed, "max_dp": difference})  # fmt: skip
     return rows
 
 
@@ -81,7 +85,8 @@ def markdown(rows: Sequence[dict], command: str, texts: int) -> str:
         "",
         "| stored | loaded | texts/s | max abs dp |",
         "|---|---|---|---|",
-        *(f"| {r['stored']} | {r['loaded']} | {r['texts_s']:,.0f} | {r['max_dp']:.2g} |" for r in rows),
+        *(f"| {r['stored']} | {r['loaded']} | {r['texts_s']:,.0f} | {r['max_dp']:.2g} |"
+          for r in rows),
         "",
     ]
     return "\n".join(lines)
