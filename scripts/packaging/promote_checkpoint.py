@@ -32,6 +32,7 @@ import torch
 from scipy.stats import binomtest
 
 from handlers.artifacts import (
+    BERT_COMMON_FILES,
     BERT_FILES,
     METADATA_FILE,
     TamperedArtifactError,
@@ -122,7 +123,7 @@ def halved(source: Path, out: Path) -> Path:
     that hashes the new files and says so (`weights_stored`)."""
     metadata = load_verified_metadata(source, BERT_FILES)
     out.mkdir(parents=True, exist_ok=True)
-    for name in BERT_FILES:
+    for name in BERT_COMMON_FILES:  # not the weights: save_pretrained writes them
         shutil.copy2(source / name, out / name)
     load_classifier(source).to(torch.float16).save_pretrained(out)  # weights and config.json
     metadata.pop("artifact_sha256")
@@ -164,10 +165,10 @@ def promote(
 ) -> dict:
     """Copy `source`'s checkpoint files (`half`: an fp16 copy of them) over `target`'s and
     return the new manifest."""
-    load_verified_metadata(source, BERT_FILES)
-    if half:
+    if half:  # halved verifies `source` before it copies it
         with tempfile.TemporaryDirectory(prefix="promote-fp16-") as stage:
             return promote(halved(source, Path(stage)), target, data_dir, alpha, force)
+    load_verified_metadata(source, BERT_FILES)
     check_size(source)
     if not (target / METADATA_FILE).exists():  # nothing committed yet: nothing to beat
         return replace(source, target, {"promotion": {"decided_on": "no committed checkpoint"}})
