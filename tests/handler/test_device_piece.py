@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import subprocess
@@ -37,6 +38,38 @@ def test_pack_and_unpack_give_back_the_run_without_adams_moments(tmp_path: Path,
     assert "optimizer" not in state and state["step"] == 3
     assert torch.equal(state["model"]["w"], torch.arange(50_000.0))
     assert (tmp_path / "back" / "tokenizer" / "tokenizer.json").read_text() == '{"model": "wordpiece"}'
+
+
+def test_a_half_piece_carries_fp16_weights_that_resume_in_float32(tmp_path: Path):
+    """--half: a masked LM's state is carried in fp16, the tied decoder stored once; loaded
+    back, the model is float32, its weights within fp16 rounding of the saved ones and still
+    tied."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(vocab_size=2000, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=64)  # fmt: skip
+    torch.manual_seed(0)
+    model = BertForMaskedLM(config)
+    work = tmp_path / "work"
+    work.mkdir()
+    torch.save({"model": model.state_dict(), "optimizer": {}, "step": 7}, work / "pretrain.pt")
+    sizes = {}
+    for half in (False, True):
+        out = tmp_path / f"out_{half}"
+        pack(work, out, half=half)
+        sizes[half] = json.loads((out / "piece.json").read_text())["bytes"]
+        assert json.loads((out / "piece.json").read_text())["weights"] == ("float16" if half else "float32")
+    assert sizes[True] < 0.55 * sizes[False]  # the tied decoder is not stored a second time
+    unpack(tmp_path / "out_True", tmp_path / "back")
+    state = torch.load(tmp_path / "back" / "pretrain.pt", weights_only=False)
+    resumed = BertForMaskedLM(config)
+    resumed.load_state_dict(state["model"])
+    for (name, saved), loaded in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert loaded.dtype == saved.dtype, name
+        assert torch.allclose(loaded, saved.half().to(saved.dtype)), name
+    embeddings = resumed.get_input_embeddings().weight
+    assert resumed.get_output_embeddings().weight.data_ptr() == embeddings.data_ptr()
+    assert state["step"] == 7 and "optimizer" not in state
 
 
 def test_a_damaged_or_incomplete_piece_is_refused(tmp_path: Path, monkeypatch):
