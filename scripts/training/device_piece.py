@@ -13,11 +13,11 @@ The same piece carries a run to the next session's machine when build/ does not 
 (committed under carry/, docs/models/sentiment_bert.md).
 
 A packed run holds its tokenizer, the probe curve and a *light* state: weights, step,
-schedule and random state without Adam's moments (twice the weights' size; the loop
-restarts them and ramps the rate back up, `loop.run_steps`).  Everything goes into one tar, split into chunks,
-with the whole tar's SHA-256 checked on unpacking.  `pack --half` stores the weights in fp16
-(half the bytes: a 6 x 256 run's 52 MB become 26 MB to commit each session); the loop loads
-them back into its float32 model, a rounding far below one optimizer step's change.
+schedule and random state without Adam's moments (twice the weights' size; the loop restarts
+them and ramps the rate back up, `loop.run_steps`).  Everything goes into one tar, split into
+chunks, with the whole tar's SHA-256 checked on unpacking.  `pack --half` stores the weights in
+fp16 (half the bytes: a 6 x 256 run's 52 MB become 26 MB to commit each session); the loop
+loads them back into its float32 model, a rounding far below one optimizer step's change.
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = commands.add_parser(name)
         command.add_argument(first, type=Path)
         command.add_argument(second, type=Path)
-    commands.choices["pack"].add_argument("--half", action="store_true",
-                                          help="weights in fp16: half the bytes to carry")  # fmt: skip
+    pack_command = commands.choices["pack"]
+    pack_command.add_argument("--half", action="store_true", help="weights in fp16: half the bytes")
     commands.add_parser("worker").add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
     try:

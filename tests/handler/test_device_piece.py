@@ -57,8 +57,9 @@ def test_a_half_piece_carries_fp16_weights_that_resume_in_float32(tmp_path: Path
     for half in (False, True):
         out = tmp_path / f"out_{half}"
         pack(work, out, half=half)
-        sizes[half] = json.loads((out / "piece.json").read_text())["bytes"]
-        assert json.loads((out / "piece.json").read_text())["weights"] == ("float16" if half else "float32")
+        manifest = json.loads((out / "piece.json").read_text())
+        sizes[half] = manifest["bytes"]
+        assert manifest["weights"] == ("float16" if half else "float32")
     assert sizes[True] < 0.55 * sizes[False]  # the tied decoder is not stored a second time
     unpack(tmp_path / "out_True", tmp_path / "back")
     state = torch.load(tmp_path / "back" / "pretrain.pt", weights_only=False)

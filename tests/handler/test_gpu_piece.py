@@ -21,7 +21,8 @@ from tests.synthetic_nsmc import write_nsmc
 SCRIPT = ROOT / "scripts" / "training" / "gpu_piece.sh"
 
 
-def _run_piece(device_dir: Path, out: Path, tmp_path: Path, run: str) -> subprocess.CompletedProcess:
+def _run_piece(device_dir: Path, out: Path, tmp_path: Path,
+               run: str) -> subprocess.CompletedProcess:
     """The script with the venv's python as `python3` (the GPU machine's own python there), on
     the made-up reviews with the tiny preset; a budget of 0 minutes stops it after one step."""
     out.mkdir()
@@ -44,8 +45,9 @@ def test_a_gpu_piece_sends_back_a_state_that_the_next_piece_resumes(tmp_path: Pa
     manifest = json.loads((tmp_path / "out1" / "piece.json").read_text())
     assert manifest["weights"] == "float16" and manifest["chunks"] == ["piece.00"]
     assert "settings" in (tmp_path / "out1" / "gpu_handler.yaml").read_text()
-    stopped = re.search(r"pretrain stopped at step (\d+)/", (tmp_path / "out1" / "train.log").read_text())
-    assert stopped, (tmp_path / "out1" / "train.log").read_text()
+    first_log = (tmp_path / "out1" / "train.log").read_text()
+    stopped = re.search(r"pretrain stopped at step (\d+)/", first_log)
+    assert stopped, first_log
 
     shutil.copytree(tmp_path / "out1", device_dir / "piece")  # as unpacked here and packed again
     second = _run_piece(device_dir, tmp_path / "out2", tmp_path, "run2")
